@@ -243,6 +243,12 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 
 	var span trace.Span
 	if h.tracing {
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			// No server span around us (cmd/router adds one): continue
+			// the caller's trace from its headers.
+			ctx = h.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+			f.parent = trace.SpanContextFromContext(ctx)
+		}
 		ctx, span = h.tracer.Start(ctx, "stable", trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("shadowsplit.role", "stable")))
 		out = out.WithContext(ctx)
@@ -280,7 +286,9 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 	f.contentType = r.Header.Get("Content-Type")
 	f.header = r.Header.Clone()
 	f.ctx = context.WithoutCancel(r.Context())
-	f.parent = trace.SpanContextFromContext(r.Context())
+	if !f.parent.IsValid() {
+		f.parent = trace.SpanContextFromContext(r.Context())
+	}
 	h.enqueue(f)
 }
 
