@@ -42,8 +42,9 @@ const (
 	// is argmax agreement (and JS divergence <= MaxJS when MaxJS > 0);
 	// each instance also reports Jensen-Shannon divergence, max absolute
 	// difference and top-k overlap. A single float p is read as the
-	// binary distribution [1-p, p]. Vectors with a negative value are
-	// logits and go through softmax; others are normalised to sum 1.
+	// binary distribution [1-p, p]. When either vector has a negative
+	// value both are logits and go through softmax; otherwise each is
+	// normalised to sum 1.
 	ModeProbabilities Mode = "probabilities"
 	// ModeExact compares canonical JSON (object key order, whitespace,
 	// escapes and number spelling do not matter) after removing

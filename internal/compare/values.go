@@ -42,6 +42,9 @@ func compareAuto(s, c *models.Value, o *resolved, d *InstanceDiff) Reason {
 		var sb, cb [1]float64
 		a, b := nums(s, &sb), nums(c, &cb)
 		if len(a) != len(b) {
+			if s.Kind == models.KindInt || c.Kind == models.KindInt {
+				return ReasonKind // a label against a vector
+			}
 			return ReasonLength
 		}
 		if len(a) > 1 && !s.IntData && !c.IntData && looksLikeProbabilities(a) && looksLikeProbabilities(b) {

@@ -15,8 +15,9 @@ const maxTopK = 64
 // Probabilities compares two probability (or logit) vectors of equal,
 // non-zero length: label agreement by argmax, plus Jensen-Shannon
 // divergence (base 2), maximum absolute difference and top-k overlap on
-// the normalised distributions. A vector with a negative value is taken as
-// logits and softmaxed; otherwise it is divided by its sum. With a NaN or
+// the normalised distributions. When either vector has a negative value
+// both are taken as logits and softmaxed; otherwise each is divided by its
+// sum (an all-zero vector reads as uniform). With a NaN or
 // an infinity on either side the metrics are NaN and the instance agrees
 // only if nanEqual, the non-finite values sit in the same places, and the
 // argmaxes (ignoring NaN) agree. Lengths must match (the caller checks).
@@ -51,7 +52,10 @@ func Probabilities(stable, canary []float64, topK int, nanEqual bool) InstanceDi
 		d.Agree = sa == ca && sameNonFinite(stable, canary, nanEqual)
 		return d
 	}
-	sf, cf := newNorm(stable, smin, ssum, sa), newNorm(canary, cmin, csum, ca)
+	// If either side has a negative value the pair is logits: both go
+	// through softmax, so the two sides are always read the same way.
+	logits := min(smin, cmin) < 0
+	sf, cf := newNorm(stable, logits, ssum, sa), newNorm(canary, logits, csum, ca)
 	js, maxAbs := 0.0, 0.0
 	for i := range n {
 		p, q := sf.at(stable, i), cf.at(canary, i)
@@ -80,8 +84,8 @@ type norm struct {
 	uniformPr float64
 }
 
-func newNorm(v []float64, vmin, sum float64, argmax int) norm {
-	if vmin < 0 {
+func newNorm(v []float64, logits bool, sum float64, argmax int) norm {
+	if logits {
 		f := norm{softmax: true, shift: v[argmax]}
 		z := 0.0
 		for _, x := range v {
@@ -213,7 +217,9 @@ func Regression(stable, canary []float64, absTol, relTol float64, nanEqual bool)
 		}
 		diff := math.Abs(c - s)
 		d.MaxAbsDiff = max(d.MaxAbsDiff, diff)
-		if !(diff <= absTol+relTol*math.Abs(s)) {
+		// An infinite stable value would make the tolerance infinite too;
+		// unequal values with an infinity never agree.
+		if math.IsInf(s, 0) || !(diff <= absTol+relTol*math.Abs(s)) {
 			d.Agree = false
 		}
 	}
