@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shadowsplit/shadowsplit/loadtest"
+)
+
+// Keys of the runs; the report looks results up by them.
+const (
+	kDirect     = "direct"
+	kBare       = "baseline-bare"
+	kMirror     = "baseline-mirror"
+	kMirrorSlow = "baseline-mirror-slow"
+	kRouter0    = "router-0"
+	kRouter100  = "router-100"
+	kRouterSlow = "router-100-slow"
+)
+
+// runResult is one measurement. Shadow holds, for router runs, how much
+// each shadow/comparison counter series grew during the run.
+type runResult struct {
+	Key      string             `json:"key"`
+	Endpoint string             `json:"endpoint"`
+	Round    int                `json:"round"`
+	Result   loadtest.Result    `json:"result"`
+	Shadow   map[string]float64 `json:"shadow,omitempty"`
+}
+
+type results struct {
+	Open   []runResult `json:"open"`
+	Closed []runResult `json:"closed"`
+}
+
+type step struct {
+	key string
+	ep  endpoint
+}
+
+// measure runs the plan round by round. Paths alternate inside a round so
+// that a burst of load from elsewhere on the machine spreads over all of
+// them instead of landing on one.
+func measure(ctx context.Context, o options, b binaries, env environment, stderr io.Writer) (results, error) {
+	open := []step{
+		{kDirect, env.direct}, {kBare, env.baseBare}, {kRouter0, env.router0},
+		{kMirror, env.baseMirror}, {kRouter100, env.router100},
+		{kMirrorSlow, env.baseMirrorSlow}, {kRouterSlow, env.router100Slow},
+	}
+	closed := []step{
+		{kDirect, env.direct}, {kBare, env.baseBare}, {kRouter0, env.router0},
+		{kMirror, env.baseMirror}, {kRouter100, env.router100},
+	}
+	var res results
+	for round := 1; round <= o.rounds; round++ {
+		for _, mode := range []string{"open", "closed"} {
+			plan := open
+			if mode == "closed" {
+				plan = closed
+			}
+			for _, s := range plan {
+				if s.ep.base == "" {
+					continue // router not available
+				}
+				fmt.Fprintf(stderr, "bench: round %d/%d %s loop: %s\n", round, o.rounds, mode, s.ep.name)
+				before := scrape(s.ep.metrics)
+				r, err := loadgen(ctx, o, b, s.ep, mode)
+				if err != nil {
+					return res, err
+				}
+				rr := runResult{Key: s.key, Endpoint: s.ep.name, Round: round, Result: r}
+				if s.ep.metrics != "" {
+					// Shadows finish after their client answers: give the
+					// pool a moment to drain before reading the counters.
+					time.Sleep(500 * time.Millisecond)
+					rr.Shadow = delta(before, scrape(s.ep.metrics))
+				}
+				if mode == "open" {
+					res.Open = append(res.Open, rr)
+				} else {
+					res.Closed = append(res.Closed, rr)
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// median returns the run of key whose figure by(r) is the median over the
+// rounds.
+func median(rs []runResult, key string, by func(loadtest.Result) float64) (runResult, bool) {
+	var sel []runResult
+	for _, r := range rs {
+		if r.Key == key {
+			sel = append(sel, r)
+		}
+	}
+	if len(sel) == 0 {
+		return runResult{}, false
+	}
+	slices.SortFunc(sel, func(a, b runResult) int {
+		x, y := by(a.Result), by(b.Result)
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	})
+	return sel[(len(sel)-1)/2], true
+}
+
+// scrapedPrefixes are the router counters the report quotes.
+var scrapedPrefixes = []string{"shadowsplit_shadow_total", "shadowsplit_comparisons_total", "shadowsplit_compare"}
+
+// scrape reads the counters from a Prometheus text endpoint; nil on any
+// failure (the report then says the counters were unavailable).
+func scrape(url string) map[string]float64 {
+	if url == "" {
+		return nil
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !hasAnyPrefix(line, scrapedPrefixes) {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func delta(before, after map[string]float64) map[string]float64 {
+	if after == nil {
+		return nil
+	}
+	d := map[string]float64{}
+	for k, v := range after {
+		if dv := v - before[k]; dv != 0 {
+			d[k] = dv
+		}
+	}
+	return d
+}
