@@ -121,9 +121,11 @@ func newRouter(t testing.TB, cfg Config, rec Recorder) *router {
 	return &router{Handler: h, reg: reg, front: front}
 }
 
-// drain waits until every queued shadow job has run.
+// drain waits until every request has been handled (the handler enqueues
+// after the client already has its answer) and every shadow job has run.
 func (r *router) drain(t testing.TB) {
 	t.Helper()
+	r.front.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	require.NoError(t, r.Close(ctx))
@@ -196,4 +198,16 @@ func closedURL(t testing.TB) *url.URL {
 	require.NoError(t, err)
 	s.Close()
 	return u
+}
+
+// eventually polls cond until it holds; the bound only guards against hangs.
+func eventually(t testing.TB, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
