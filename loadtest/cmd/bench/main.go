@@ -47,6 +47,7 @@ type options struct {
 	routerBin   string
 	noRouter    bool
 	pinCPU      string
+	serverCPUs  string
 	jsonOut     string
 }
 
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.routerBin, "router-bin", "", "router binary (default: build ./cmd/router into --bin-dir)")
 	fs.BoolVar(&o.noRouter, "no-router", false, "measure only direct and baseline paths")
 	fs.StringVar(&o.pinCPU, "pin-cpu", "0", `CPU list for the load generator (taskset -c); "" to not pin`)
+	fs.StringVar(&o.serverCPUs, "server-cpus", "", `CPU list for the servers under test (taskset -c); "" = not pinned`)
 	fs.StringVar(&o.jsonOut, "json", "", "also write every raw result to this JSON file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -96,6 +98,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sup := &supervisor{logDir: logDir}
+	if o.serverCPUs != "" {
+		p, err := exec.LookPath("taskset")
+		if err != nil {
+			return fmt.Errorf("--server-cpus %q: %w", o.serverCPUs, err)
+		}
+		sup.wrap = []string{p, "-c", o.serverCPUs}
+	}
 	defer func() {
 		if killed := sup.stopAll(); len(killed) > 0 {
 			fmt.Fprintf(stderr, "bench: had to SIGKILL %s\n", strings.Join(killed, ", "))

@@ -29,8 +29,10 @@ type proc struct {
 // the end, whatever happened in between. Safe for concurrent use.
 type supervisor struct {
 	logDir string
-	mu     sync.Mutex
-	procs  []*proc
+	// wrap prefixes every command, e.g. taskset -c 1; nil means none.
+	wrap  []string
+	mu    sync.Mutex
+	procs []*proc
 }
 
 // start runs bin with args, output to a log file, and returns at once.
@@ -39,6 +41,10 @@ func (s *supervisor) start(name, bin string, args ...string) (*proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: log file: %w", name, err)
+	}
+	if len(s.wrap) > 0 {
+		args = append(append(s.wrap[1:len(s.wrap):len(s.wrap)], bin), args...)
+		bin = s.wrap[0]
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f

@@ -21,6 +21,9 @@ func report(w io.Writer, o options, b binaries, res results) {
 	if b.taskset != "" {
 		pin = "pinned to CPU " + o.pinCPU + " (taskset)"
 	}
+	if o.serverCPUs != "" {
+		pin += ", servers pinned to CPU " + o.serverCPUs
+	}
 	fmt.Fprintf(w, "\n## shadowsplit bench — %s, %d CPUs, load generator %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), pin)
 	fmt.Fprintf(w, "Requests: %s, %d row(s) each. Windows of %v after %v warm-up; %d round(s), medians shown.\n",
 		o.protocol, o.batch, o.duration, o.warmup, o.rounds)
