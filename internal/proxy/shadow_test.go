@@ -214,7 +214,7 @@ func TestQueueFullDropsAndCounts(t *testing.T) {
 
 	postJSON(t, u, v1Body)
 	waitFor(t, rec.entered, "worker busy in Record") // the only worker is now stuck
-	postJSON(t, u, v1Body)                            // fills the queue
+	postJSON(t, u, v1Body)                           // fills the queue
 	eventually(t, func() bool { return rt.gauge(t, "shadowsplit_shadow_queue_depth") == 1 }, "queue holds one job")
 	for range 3 {
 		res, body := postJSON(t, u, v1Body) // queue full: served, sample dropped
