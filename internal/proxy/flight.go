@@ -18,9 +18,8 @@ import (
 const maxKeptBuffer = 256 << 10
 
 // flight is one request's state from arrival to Record. It is pooled and
-// reference-counted because three parties may hold it at once: the handler,
-// the transport's body writer (which can outlive the handler, see
-// bodyReader) and the shadow worker. The last release returns it to the pool.
+// reference-counted because the handler and the shadow worker may hold it
+// at once; the last release returns it to the pool.
 type flight struct {
 	h    *Handler
 	refs atomic.Int32
@@ -56,11 +55,16 @@ type flight struct {
 
 var flightPool = sync.Pool{New: func() any { return new(flight) }}
 
+// liveFlights counts flights not yet returned to the pool. Tests check it
+// drops to zero: an unbalanced reference would silently defeat the pool.
+var liveFlights atomic.Int64
+
 func getFlight(h *Handler, start time.Time) *flight {
 	f := flightPool.Get().(*flight)
 	f.h = h
 	f.start = start
 	f.refs.Store(1)
+	liveFlights.Add(1)
 	return f
 }
 
@@ -69,6 +73,7 @@ func (f *flight) release() {
 	if f.refs.Add(-1) != 0 {
 		return
 	}
+	liveFlights.Add(-1)
 	*f = flight{
 		reqBuf: keep(f.reqBuf),
 		stable: capture{buf: keep(f.stable.buf)},
@@ -95,8 +100,8 @@ func flightFrom(ctx context.Context) *flight {
 // over limit (the buffer then holds limit+1 bytes and is not to be used).
 func (f *flight) readBody(r io.Reader, contentLength, limit int64) (tooLarge bool, err error) {
 	buf := f.reqBuf[:0]
-	if contentLength > 0 && int64(cap(buf)) < contentLength {
-		buf = make([]byte, 0, contentLength)
+	if contentLength > 0 && int64(cap(buf)) <= contentLength {
+		buf = make([]byte, 0, contentLength+1) // +1: room to read the EOF without growing
 	}
 	for {
 		if len(buf) == cap(buf) {
@@ -119,14 +124,15 @@ func (f *flight) readBody(r io.Reader, contentLength, limit int64) (tooLarge boo
 	}
 }
 
-// bodyReader serves f.reqBuf as the outgoing request body. The transport may
-// read it from its own goroutine after the handler has returned, and
-// ReverseProxy and the transport may both Close it; the mutex makes Close a
-// barrier after which no Read touches the (pooled) buffer, and the first
-// Close releases the body's reference on the flight.
+// bodyReader serves f.reqBuf as the outgoing request body. The transport
+// reads it from its own goroutine, which can outlive ReverseProxy.ServeHTTP
+// (httputil wraps the body so that the transport's Close never reaches us),
+// so the handler closes it itself before the flight can be recycled: the
+// mutex makes that Close a barrier after which no Read touches the pooled
+// buffer.
 type bodyReader struct {
 	mu     sync.Mutex
-	f      *flight
+	buf    []byte
 	off    int
 	closed bool
 }
@@ -134,24 +140,19 @@ type bodyReader struct {
 func (b *bodyReader) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || b.off >= len(b.f.reqBuf) {
+	if b.closed || b.off >= len(b.buf) {
 		return 0, io.EOF
 	}
-	n := copy(p, b.f.reqBuf[b.off:])
+	n := copy(p, b.buf[b.off:])
 	b.off += n
 	return n, nil
 }
 
+// Close is idempotent and waits for a Read in progress.
 func (b *bodyReader) Close() error {
 	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
 	b.closed = true
-	f := b.f
 	b.mu.Unlock()
-	f.release()
 	return nil
 }
 

@@ -129,6 +129,7 @@ func (r *router) drain(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	require.NoError(t, r.Close(ctx))
+	require.Zero(t, liveFlights.Load(), "every flight went back to the pool")
 }
 
 func (r *router) shadow(why reason) int {

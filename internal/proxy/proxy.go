@@ -183,6 +183,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 	f := getFlight(h, time.Now())
 	defer f.release() // also on http.ErrAbortHandler panics from ReverseProxy
+	// Runs first: no transport Read may touch the buffer once it is recycled.
+	defer f.reqBody.Close()
 	f.requestID = r.Header.Get(HeaderRequestID)
 	if f.requestID == "" {
 		f.requestID = newRequestID()
@@ -231,8 +233,7 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 		if len(f.reqBuf) == 0 {
 			out.Body = http.NoBody
 		} else {
-			f.refs.Add(1) // released by the body's first Close
-			f.reqBody = bodyReader{f: f}
+			f.reqBody.buf = f.reqBuf
 			out.Body = &f.reqBody
 		}
 	} else if r.ContentLength < 0 {
