@@ -1,7 +1,11 @@
 package main
 
 import (
+	"crypto/subtle"
+	"fmt"
 	"net/http"
+	"os"
+	"strings"
 	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
@@ -14,9 +18,15 @@ type summarySource interface {
 	SummaryJSON() any
 }
 
-// newAdmin builds the admin server: metrics, probes and the read-only API.
-// It is a separate port so NetworkPolicy can keep it away from clients.
-func newAdmin(reg *prometheus.Registry, ready *atomic.Bool, sum summarySource) *echo.Echo {
+// adminMount adds routes to the admin server. Each feature (the report, the
+// rollout control API) brings its own; protected is the group behind the
+// bearer token when one is configured.
+type adminMount func(protected *echo.Group)
+
+// newAdmin builds the admin server: metrics, probes and the API. It is a
+// separate port so NetworkPolicy can keep it away from clients. With a
+// token, everything but /metrics and the probes requires it.
+func newAdmin(reg *prometheus.Registry, ready *atomic.Bool, sum summarySource, token []byte, mounts ...adminMount) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -33,10 +43,50 @@ func newAdmin(reg *prometheus.Registry, ready *atomic.Bool, sum summarySource) *
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
-	e.GET("/api/v1/summary", func(c echo.Context) error {
+	protected := e.Group("", requireToken(token))
+	protected.GET("/api/v1/summary", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, sum.SummaryJSON())
 	})
+	for _, m := range mounts {
+		m(protected)
+	}
 	return e
+}
+
+// requireToken checks "Authorization: Bearer <token>" in constant time. A
+// nil token leaves the group open (the documented default for a port that
+// NetworkPolicy keeps private).
+func requireToken(token []byte) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if len(token) == 0 {
+			return next
+		}
+		return func(c echo.Context) error {
+			got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), token) != 1 {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="shadowsplit"`)
+				return c.JSON(http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token (see admin.tokenFile)"})
+			}
+			return next(c)
+		}
+	}
+}
+
+// readToken loads the admin token. An empty file is an error rather than
+// "no token": an operator who configured a file meant to protect the API.
+func readToken(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: admin.tokenFile: %w", err)
+	}
+	tok := []byte(strings.TrimSpace(string(b)))
+	if len(tok) == 0 {
+		return nil, fmt.Errorf("config: admin.tokenFile: %q: the file is empty", path)
+	}
+	return tok, nil
 }
 
 // jsonErrorHandler answers every echo-level error (404, 405, ...) with a JSON

@@ -58,6 +58,7 @@ type Config struct {
 	Tap     TapConfig     `json:"tap"`
 	Compare CompareConfig `json:"compare"`
 
+	Admin     AdminConfig     `json:"admin"`
 	Telemetry TelemetryConfig `json:"telemetry"`
 	// ShutdownDrain is how long /readyz reports not-ready before the
 	// servers stop, so Kubernetes and Envoy stop sending new requests first.
@@ -119,6 +120,13 @@ type ModelCompare struct {
 	TopK        int      `json:"topK"`
 	NaN         string   `json:"nan"`
 	IgnorePaths []string `json:"ignorePaths"`
+}
+
+// AdminConfig protects the admin API.
+type AdminConfig struct {
+	// TokenFile holds the bearer token the API and report require. Empty:
+	// no token, and control endpoints that change state stay disabled.
+	TokenFile string `json:"tokenFile"`
 }
 
 // TelemetryConfig selects the trace exporter and the log level.

@@ -37,6 +37,7 @@ func resolveServeConfig(args []string, stderr io.Writer) (Config, error) {
 	mode := fs.String("mode", "", "inline (router on the client path) or tap (Istio mirrors to the router)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	traces := fs.String("traces", "", "trace exporter: none, stdout or otlp")
+	tokenFile := fs.String("admin-token-file", "", "file holding the admin API bearer token")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, errUsage
 	}
@@ -72,6 +73,8 @@ func resolveServeConfig(args []string, stderr io.Writer) (Config, error) {
 			cfg.Telemetry.LogLevel = *logLevel
 		case "traces":
 			cfg.Telemetry.Traces = *traces
+		case "admin-token-file":
+			cfg.Admin.TokenFile = *tokenFile
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -99,6 +102,11 @@ func serve(ctx context.Context, args []string, _ func(string) string, stdout, st
 		}
 	}()
 
+	token, err := readToken(cfg.Admin.TokenFile)
+	if err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -119,7 +127,7 @@ func serve(ctx context.Context, args []string, _ func(string) string, stdout, st
 
 	var ready atomic.Bool
 	data := newDataServer(wiring.handler, tp)
-	admin := newAdmin(reg, &ready, wiring.pipeline)
+	admin := newAdmin(reg, &ready, wiring.pipeline, token)
 	dataSrv := &http.Server{Handler: data, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	adminSrv := &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,

@@ -332,3 +332,30 @@ func TestServeTracesLinkCanaryToClientTrace(t *testing.T) {
 	}
 	assert.True(t, linked, "the canary span links to the client's trace")
 }
+
+func TestAdminTokenProtectsTheAPI(t *testing.T) {
+	stable, _ := modelServer(t, demomodel.VariantStable, "demo")
+	tokenPath := writeFile(t, "s3cret\n")
+	r := startRouter(t, "--stable", stable.URL, "--admin-token-file", tokenPath)
+	get := func(path, auth string) int {
+		req, err := http.NewRequest(http.MethodGet, r.admin+path, nil)
+		require.NoError(t, err)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusUnauthorized, get("/api/v1/summary", ""))
+	assert.Equal(t, http.StatusUnauthorized, get("/api/v1/summary", "Bearer wrong"))
+	assert.Equal(t, http.StatusOK, get("/api/v1/summary", "Bearer s3cret"))
+	assert.Equal(t, http.StatusOK, get("/metrics", ""), "Prometheus scrapes without the token")
+	assert.Equal(t, http.StatusOK, get("/readyz", ""), "probes need no token")
+
+	empty := writeFile(t, "  \n")
+	err := run(context.Background(), []string{"serve", "--stable", stable.URL, "--admin-token-file", empty}, func(string) string { return "" }, io.Discard, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "admin.tokenFile")
+}
