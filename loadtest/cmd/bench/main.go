@@ -49,6 +49,7 @@ type options struct {
 	pinCPU      string
 	serverCPUs  string
 	jsonOut     string
+	only        map[string]bool
 }
 
 func main() {
@@ -79,8 +80,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pinCPU, "pin-cpu", "0", `CPU list for the load generator (taskset -c); "" to not pin`)
 	fs.StringVar(&o.serverCPUs, "server-cpus", "", `CPU list for the servers under test (taskset -c); "" = not pinned`)
 	fs.StringVar(&o.jsonOut, "json", "", "also write every raw result to this JSON file")
+	only := fs.String("only", "", "comma-separated run keys to measure (direct, baseline-bare, baseline-mirror, baseline-mirror-slow, router-0, router-100, router-100-slow); default all")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, k := range strings.Split(*only, ",") {
+			o.only[strings.TrimSpace(k)] = true
+		}
 	}
 	if o.rounds < 1 || o.workers < 1 || o.batch < 1 || o.rate <= 0 {
 		return o, errors.New("--rounds, --workers, --batch and --rate must be positive")

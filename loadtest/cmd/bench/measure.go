@@ -66,8 +66,8 @@ func measure(ctx context.Context, o options, b binaries, env environment, stderr
 				plan = closed
 			}
 			for _, s := range plan {
-				if s.ep.base == "" {
-					continue // router not available
+				if s.ep.base == "" || (o.only != nil && !o.only[s.key]) {
+					continue // router not available, or not asked for
 				}
 				fmt.Fprintf(stderr, "bench: round %d/%d %s loop: %s\n", round, o.rounds, mode, s.ep.name)
 				before := scrape(s.ep.metrics)
