@@ -13,8 +13,10 @@ import (
 )
 
 var (
+	// The inline fixture names the canary by FQDN, so it matches in any
+	// namespace the API server tests use.
 	inlineCfg = Config{Namespace: "models", Name: "iris", Shape: ShapeInline,
-		Hosts: Hosts{Router: "iris-router", Canary: "iris-canary", Stable: "iris-stable"}}
+		Hosts: Hosts{Router: "iris-router", Canary: "iris-canary.models.svc.cluster.local"}}
 	tapCfg = Config{Namespace: "models", Name: "iris", Shape: ShapeTap,
 		Hosts: Hosts{Router: "iris-router", Canary: "iris-canary", Stable: "iris-stable"}}
 )
