@@ -58,6 +58,8 @@ type Config struct {
 	Tap     TapConfig     `json:"tap"`
 	Compare CompareConfig `json:"compare"`
 
+	Store     StoreConfig     `json:"store"`
+	Rollout   RolloutConfig   `json:"rollout"`
 	Admin     AdminConfig     `json:"admin"`
 	Telemetry TelemetryConfig `json:"telemetry"`
 	// ShutdownDrain is how long /readyz reports not-ready before the

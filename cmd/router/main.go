@@ -29,6 +29,8 @@ const usage = `usage: router <command> [flags]
 
 commands:
   serve     run the data and admin servers (router serve --help for flags)
+  rollout   status|pause|resume|promote|abort a running rollout
+  report    export diffs (parquet, jsonl, csv) or write the HTML report
   version   print the version
 `
 
@@ -45,6 +47,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "report":
+		return reportCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "rollout":
+		return rolloutCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return nil

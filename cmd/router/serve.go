@@ -110,8 +110,24 @@ func serve(ctx context.Context, args []string, _ func(string) string, stdout, st
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	wiring, err := buildDataPlane(cfg, reg, tp, log)
+	store, err := buildStore(ctx, cfg, reg, log)
 	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := store.close(sctx); err != nil {
+			log.Warn("diff store shutdown", "err", err)
+		}
+	}()
+	wiring, err := buildDataPlane(cfg, reg, tp, log, store.onResult)
+	if err != nil {
+		return err
+	}
+	rollout, err := startRollout(ctx, cfg, rolloutDeps{pipeline: wiring.pipeline, reg: reg, log: log})
+	if err != nil {
+		wiring.close(context.WithoutCancel(ctx))
 		return err
 	}
 
@@ -127,7 +143,13 @@ func serve(ctx context.Context, args []string, _ func(string) string, stdout, st
 
 	var ready atomic.Bool
 	data := newDataServer(wiring.handler, tp)
-	admin := newAdmin(reg, &ready, wiring.pipeline, token)
+	var mounts []adminMount
+	for _, m := range []adminMount{store.mount, rollout.mount} {
+		if m != nil {
+			mounts = append(mounts, m)
+		}
+	}
+	admin := newAdmin(reg, &ready, wiring.pipeline, token, mounts...)
 	dataSrv := &http.Server{Handler: data, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	adminSrv := &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
@@ -151,6 +173,13 @@ func serve(ctx context.Context, args []string, _ func(string) string, stdout, st
 	// Shutdown: first stop advertising readiness so the mesh drains us,
 	// then stop accepting, then let in-flight shadows finish.
 	ready.Store(false)
+	{
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := rollout.stop(rctx); err != nil {
+			log.Warn("rollout loop shutdown", "err", err)
+		}
+		cancel()
+	}
 	if d := time.Duration(cfg.ShutdownDrain); d > 0 && serveErr == nil {
 		log.Info("draining before shutdown", "for", d.String())
 		select {

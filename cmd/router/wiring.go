@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/shadowsplit/shadowsplit/internal/compare"
+	"github.com/shadowsplit/shadowsplit/internal/models"
 	"github.com/shadowsplit/shadowsplit/internal/pipeline"
 	"github.com/shadowsplit/shadowsplit/internal/proxy"
 )
@@ -25,12 +26,14 @@ type dataPlane struct {
 	close    func(context.Context) error
 }
 
-func buildDataPlane(cfg Config, reg prometheus.Registerer, tp trace.TracerProvider, log *slog.Logger) (*dataPlane, error) {
+func buildDataPlane(cfg Config, reg prometheus.Registerer, tp trace.TracerProvider, log *slog.Logger,
+	onResult func(models.Exchange, compare.Result)) (*dataPlane, error) {
 	pl, err := pipeline.New(pipeline.Config{
-		Default: compareOptions(cfg.Compare.Default),
-		Models:  compareModels(cfg.Compare.Models),
-		Window:  compareWindow(cfg),
-		Logger:  log,
+		OnResult: onResult,
+		Default:  compareOptions(cfg.Compare.Default),
+		Models:   compareModels(cfg.Compare.Models),
+		Window:   compareWindow(cfg),
+		Logger:   log,
 	}, reg)
 	if err != nil {
 		return nil, err
