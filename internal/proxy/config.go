@@ -96,7 +96,11 @@ type Config struct {
 	Tap TapBudget
 	// Transport carries both upstream calls. nil means a tuned
 	// *http.Transport owned by the Handler (keep-alives, large idle pool,
-	// compression off so stable's bytes pass through unchanged).
+	// compression off so stable's bytes pass through unchanged). A custom
+	// *http.Transport should also set DisableCompression, or a client that
+	// did not ask for gzip may get a decompressed copy of a gzip answer.
+	// cmd/router may wrap it (e.g. otelhttp); it must be safe for
+	// concurrent use.
 	Transport http.RoundTripper
 	// TracerProvider creates the client spans for stable and canary. nil
 	// disables tracing (incoming trace headers are still propagated).

@@ -255,6 +255,21 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 		out = out.WithContext(ctx)
 	}
 
+	defer func() {
+		// ReverseProxy aborts with http.ErrAbortHandler when stable's body
+		// breaks mid-stream (or the client stops reading): still count it.
+		if p := recover(); p != nil {
+			h.m.requests[roleStable][f.stable.outcome].Inc()
+			if f.shadow {
+				h.m.shadow[reasonStableFailed].Inc()
+			}
+			if span != nil {
+				span.SetStatus(codes.Error, "aborted")
+				span.End()
+			}
+			panic(p)
+		}
+	}()
 	h.stable.ServeHTTP(w, out)
 
 	st := &f.stable
@@ -338,6 +353,12 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	}
 	c := &f.stable
 	c.status = res.StatusCode
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// httputil needs the raw io.ReadWriteCloser body to splice the
+		// upgraded connection; a WebSocket is never compared anyway.
+		c.outcome, c.finished = code1xx, true
+		return nil
+	}
 	c.outcome = statusOutcome(res.StatusCode)
 	c.contentType = res.Header.Get("Content-Type")
 	c.encoding = res.Header.Get("Content-Encoding")
@@ -367,7 +388,7 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if f != nil {
 		f.stable.failure, f.stable.outcome, f.stable.status = failure, o, 0
 	}
-	h.log.Warn("stable upstream failed", "request_id", id, "path", r.URL.Path, "failure", outcomeNames[o], "error", err)
+	h.log.Debug("stable upstream failed", "request_id", id, "path", r.URL.Path, "failure", outcomeNames[o], "error", err)
 	switch o {
 	case codeTimeout:
 		writeError(w, http.StatusGatewayTimeout, "stable upstream timed out", id)

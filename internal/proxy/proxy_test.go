@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -279,4 +281,56 @@ func waitFor(t testing.TB, ch <-chan struct{}, what string) {
 	case <-time.After(bound):
 		t.Fatalf("timed out waiting: %s", what)
 	}
+}
+
+func TestStableBodyCutShortAbortsClientAndIsCounted(t *testing.T) {
+	stable := newUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, `{"predictions":`) // then the connection closes
+	})
+	canary := newUpstream(t, jsonAnswer(v1Resp))
+	rt := newRouter(t, Config{Stable: stable.url(t), Canary: canary.url(t), ShadowPercent: 100}, nil)
+	req, err := http.NewRequest(http.MethodPost, rt.front.URL+"/v1/models/iris:predict", strings.NewReader(v1Body))
+	require.NoError(t, err)
+	res, err := client.Do(req)
+	if err == nil { // headers may or may not have left before the abort
+		_, err = io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	require.Error(t, err, "the client sees a broken answer, as stable gave, never a complete-looking one")
+	rt.drain(t)
+	assert.Equal(t, 1, rt.requests(roleStable, codeReset))
+	assert.Equal(t, 1, rt.shadow(reasonStableFailed))
+	assert.Zero(t, canary.hits.Load())
+}
+
+func TestUpgradePassesThrough(t *testing.T) {
+	stable := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		line, _ := brw.ReadString('\n')
+		_, _ = brw.WriteString("echo " + line)
+		_ = brw.Flush()
+	})
+	rt := newRouter(t, Config{Stable: stable.url(t)}, nil)
+	conn, err := net.DialTimeout("tcp", rt.front.Listener.Addr().String(), bound)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(bound)))
+	_, err = io.WriteString(conn, "GET /stream HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+	require.NoError(t, err)
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+	_, err = io.WriteString(conn, "hello\n")
+	require.NoError(t, err)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "echo hello\n", line)
 }

@@ -129,20 +129,30 @@ func (h *Handler) replay(f *flight, r role, timeout time.Duration) error {
 	if r == roleStable {
 		base, path, c = h.cfg.Stable, f.path, &f.stable
 	}
-	u := url.URL{Scheme: base.Scheme, Host: base.Host, Path: joinPath(base.Path, path), RawQuery: f.rawQuery}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(f.reqBuf))
-	if err != nil {
-		c.fail(err)
-		return err
-	}
-	req.Header = h.replayHeader(f.header, f.requestID)
+	// Built field by field: the target is the configured base URL, never
+	// a string that came from the request.
+	req := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           &url.URL{Scheme: base.Scheme, Host: base.Host, Path: joinPath(base.Path, path), RawQuery: f.rawQuery},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h.replayHeader(f.header, f.requestID),
+		Body:          io.NopCloser(bytes.NewReader(f.reqBuf)),
+		ContentLength: int64(len(f.reqBuf)),
+		Host:          base.Host,
+	}).WithContext(ctx)
 
 	parent := f.parent
 	var span trace.Span
 	if h.tracing {
-		ctx, span = h.tracer.Start(ctx, roleNames[r], trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithLinks(trace.Link{SpanContext: parent}),
-			trace.WithAttributes(attribute.String("shadowsplit.role", roleNames[r]), attribute.String("shadowsplit.request_id", f.requestID)))
+		opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("shadowsplit.role", roleNames[r]), attribute.String("shadowsplit.request_id", f.requestID))}
+		if parent.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: parent}))
+		}
+		ctx, span = h.tracer.Start(ctx, roleNames[r], opts...)
+		req = req.WithContext(ctx)
 		defer span.End()
 	}
 	switch {
@@ -152,7 +162,7 @@ func (h *Handler) replay(f *flight, r role, timeout time.Duration) error {
 		h.prop.Inject(trace.ContextWithSpanContext(ctx, parent), propagation.HeaderCarrier(req.Header))
 	}
 
-	err = h.call(req, r, c)
+	err := h.call(req, r, c)
 	if err == nil && c.status >= 500 {
 		err = errCanary5xx
 	}
