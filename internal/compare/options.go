@@ -92,7 +92,7 @@ type Options struct {
 	AbsTol float64 `json:"abs_tol,omitempty"`
 	RelTol float64 `json:"rel_tol,omitempty"`
 	// TopK is k for the top-k overlap of probability vectors (zero:
-	// DefaultTopK; capped at the vector length and at 64).
+	// DefaultTopK; capped at the vector length and at 16).
 	TopK int `json:"top_k,omitempty"`
 	// MaxJS, when positive, also requires the Jensen-Shannon divergence
 	// (base 2, in [0,1]) of probability vectors to be at most MaxJS.

@@ -2,9 +2,11 @@ package compare
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func nan() float64 { return math.NaN() }
@@ -61,6 +63,52 @@ func TestProbabilities(t *testing.T) {
 			assert.Equal(t, ModeProbabilities, d.Mode)
 		})
 	}
+}
+
+func TestProbabilitiesJSMatchesReference(t *testing.T) {
+	// Random pairs cover both the series branch (close probabilities) and
+	// the closed form (far apart), and softmax for logits.
+	rng := rand.New(rand.NewPCG(7, 11))
+	for range 2000 {
+		n := 2 + rng.IntN(20)
+		a, b := make([]float64, n), make([]float64, n)
+		sa, sb := 0.0, 0.0
+		for i := range n {
+			a[i] = rng.Float64()
+			b[i] = a[i] * (0.5 + rng.Float64()) // mostly close...
+			if rng.IntN(4) == 0 {
+				b[i] = rng.Float64() // ...sometimes not
+			}
+			if rng.IntN(10) == 0 {
+				a[i] = 0
+			}
+			sa += a[i]
+			sb += b[i]
+		}
+		if sa == 0 || sb == 0 {
+			continue
+		}
+		p, q := make([]float64, n), make([]float64, n)
+		for i := range n {
+			p[i], q[i] = a[i]/sa, b[i]/sb
+		}
+		d := Probabilities(a, b, 3, true)
+		require.InDelta(t, jsReference(p, q), d.JS, 1e-12, "%v vs %v", a, b)
+	}
+	logits := []float64{-1, 0.5, 2}
+	other := []float64{-0.5, 0.5, 1}
+	softmax := func(x []float64) []float64 {
+		out, z := make([]float64, len(x)), 0.0
+		for i, v := range x {
+			out[i] = math.Exp(v)
+			z += out[i]
+		}
+		for i := range out {
+			out[i] /= z
+		}
+		return out
+	}
+	assert.InDelta(t, jsReference(softmax(logits), softmax(other)), Probabilities(logits, other, 1, true).JS, 1e-12)
 }
 
 func TestProbabilitiesNonFinite(t *testing.T) {
