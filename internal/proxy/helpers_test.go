@@ -48,6 +48,7 @@ func newUpstream(t testing.TB, fn http.HandlerFunc) *upstream {
 		u.reqs = append(u.reqs, seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Header.Clone(), body})
 		u.mu.Unlock()
 		u.hits.Add(1)
+		r.Body = io.NopCloser(bytes.NewReader(body)) // fn may read it again
 		fn(w, r)
 	}))
 	t.Cleanup(u.Close)
@@ -212,3 +213,13 @@ func eventually(t testing.TB, cond func() bool, what string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+type exchange = models.Exchange
+
+// recorderFunc adapts a function to Recorder; it runs on the worker, so the
+// Exchange's slices are valid inside it.
+type recorderFunc func(models.Exchange)
+
+func (f recorderFunc) Record(ex models.Exchange) { f(ex) }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
