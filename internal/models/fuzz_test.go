@@ -3,6 +3,9 @@ package models
 import (
 	"encoding/json"
 	"errors"
+	"math"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -129,5 +132,29 @@ func FuzzCheckRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, proto uint8, ct string, body []byte) {
 		err := CheckRequest([]Protocol{ProtocolV1, ProtocolV2}[proto%2], ct, body)
 		checkDecodeResult(t, err, &Predictions{})
+	})
+}
+
+// FuzzFloat checks the scanner's fast number conversion against strconv,
+// bit for bit, on every literal JSON accepts.
+func FuzzFloat(f *testing.F) {
+	for _, s := range []string{"0", "-0", "0.1", "1e22", "1e23", "123456789012345678901", "9007199254740993", "4.9e-324", "1.7976931348623157e308", "2.5E-3", "-12.5e+2", "0.000001"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, lit string) {
+		var v float64
+		if json.Unmarshal([]byte(lit), &v) != nil {
+			return // not a JSON number (or out of range for encoding/json)
+		}
+		s := scanner{b: []byte(lit)}
+		s.ws()
+		got, _, err := s.float()
+		if err != nil {
+			t.Fatalf("%q: %v", lit, err)
+		}
+		want, _ := strconv.ParseFloat(strings.TrimSpace(lit), 64)
+		if math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%q: got %v (%x), strconv %v (%x)", lit, got, math.Float64bits(got), want, math.Float64bits(want))
+		}
 	})
 }
