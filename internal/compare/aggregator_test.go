@@ -106,7 +106,7 @@ func TestAggregatorEmpty(t *testing.T) {
 
 func TestAggregatorWindowExpiry(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)} // bucket-aligned
-	a := newTestAggregator(t, c)                                // 1m window, 10s buckets
+	a := newTestAggregator(t, c)                                 // 1m window, 10s buckets
 	a.Add(result(OutcomeDisagree, 1, 0))
 	c.Advance(30 * time.Second)
 	a.Add(result(OutcomeAgree, 1, 1))
