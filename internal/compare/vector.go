@@ -20,12 +20,17 @@ const maxTopK = 16
 // sum (an all-zero vector reads as uniform). With a NaN or
 // an infinity on either side the metrics are NaN and the instance agrees
 // only if nanEqual, the non-finite values sit in the same places, and the
-// argmaxes (ignoring NaN) agree. Lengths must match (the caller checks).
-// Pure and allocation-free.
+// argmaxes (ignoring NaN) agree. Vectors of different lengths (or empty)
+// never agree and get NaN metrics; Compare reports them as a schema
+// mismatch before getting here. Pure and allocation-free.
 func Probabilities(stable, canary []float64, topK int, nanEqual bool) InstanceDiff {
 	d := InstanceDiff{Mode: ModeProbabilities, HasLabels: true}
 	n := len(stable)
-	canary = canary[:n]
+	if len(canary) != n || n == 0 {
+		d.Stable.Index, d.Canary.Index = int64(Argmax(stable)), int64(Argmax(canary))
+		d.JS, d.MaxAbsDiff, d.TopKOverlap = math.NaN(), math.NaN(), math.NaN()
+		return d
+	}
 	// One pass: argmaxes (NaN never wins, first index on ties), sums, and
 	// whether any value is negative (logits).
 	sa, ca := 0, 0
@@ -227,11 +232,14 @@ func topK(v []float64, k int, idx *[maxTopK]int32) {
 // Regression compares numbers element-wise: they agree when
 // |canary-stable| <= absTol + relTol*|stable| (equal infinities agree).
 // NaN agrees with NaN in the same place only when nanEqual; MaxAbsDiff is
-// NaN when a NaN was involved. Lengths must match (the caller checks).
+// NaN when a NaN was involved. Vectors of different lengths never agree.
 // Pure and allocation-free.
 func Regression(stable, canary []float64, absTol, relTol float64, nanEqual bool) InstanceDiff {
 	d := InstanceDiff{Mode: ModeRegression, Agree: true, JS: math.NaN(), TopKOverlap: math.NaN()}
-	canary = canary[:len(stable)]
+	if len(canary) != len(stable) {
+		d.Agree, d.MaxAbsDiff = false, math.NaN()
+		return d
+	}
 	sawNaN := false
 	for i, s := range stable {
 		c := canary[i]

@@ -122,6 +122,12 @@ func TestProbabilitiesNonFinite(t *testing.T) {
 	assert.False(t, Probabilities([]float64{math.Inf(1), 0}, []float64{1, 0}, 1, true).Agree)
 }
 
+func TestVectorsOfDifferentLengthsNeverAgree(t *testing.T) {
+	assert.False(t, Probabilities([]float64{0.5, 0.5}, []float64{1}, 1, true).Agree)
+	assert.False(t, Probabilities(nil, nil, 1, true).Agree)
+	assert.False(t, Regression([]float64{1}, []float64{1, 2}, 1, 1, true).Agree)
+}
+
 func TestTopKOverlap(t *testing.T) {
 	a := []float64{0.05, 0.3, 0.1, 0.25, 0.2, 0.1}
 	b := []float64{0.3, 0.05, 0.1, 0.25, 0.2, 0.1}
