@@ -58,7 +58,9 @@ type Config struct {
 	// that are shadowed (inline) or replayed (tap). Sampling is
 	// deterministic: the n-th eligible request is picked when
 	// picked*100 < n*ShadowPercent, so N requests yield exactly
-	// floor-ish N*ShadowPercent/100 samples. 0 shadows nothing.
+	// ceil(N*ShadowPercent/100) samples (the first request is always
+	// picked when ShadowPercent > 0). Eligible means a POST to an inference
+	// path that is not already a shadow. 0 shadows nothing.
 	ShadowPercent int
 	// Workers is the number of shadow workers; 0 means DefaultWorkers. It
 	// bounds concurrent canary calls (and tap replays).

@@ -49,6 +49,13 @@ func (h *Handler) runJob(f *flight) {
 	if f.tap {
 		defer h.tapInFlight.Add(-1)
 	}
+	defer func() {
+		// A panicking Recorder is a bug, but it must not kill the worker:
+		// a shrinking pool would silently turn every sample into a drop.
+		if p := recover(); p != nil {
+			h.log.Error("shadow job panicked", "request_id", f.requestID, "panic", p)
+		}
+	}()
 	if h.stopCtx.Err() != nil {
 		h.m.shadow[reasonShutdown].Inc()
 		return

@@ -341,3 +341,17 @@ func TestGzippedStableAnswerIsComparedDecoded(t *testing.T) {
 	assert.Equal(t, v1Resp, string(ex.Stable.Body))
 	assert.Empty(t, canary.requests()[0].Header.Get("Accept-Encoding"))
 }
+
+func TestPanickingRecorderDoesNotKillWorkers(t *testing.T) {
+	stable := newUpstream(t, jsonAnswer(v1Resp))
+	canary := newUpstream(t, jsonAnswer(v1Resp))
+	calls := make(chan struct{}, 8)
+	rec := recorderFunc(func(models.Exchange) { calls <- struct{}{}; panic("recorder bug") })
+	rt := newRouter(t, Config{Stable: stable.url(t), Canary: canary.url(t), ShadowPercent: 100, Workers: 1}, rec)
+	for range 3 {
+		res, _ := postJSON(t, rt.front.URL+"/v1/models/iris:predict", v1Body)
+		assert.Equal(t, http.StatusOK, res.StatusCode)
+		waitFor(t, calls, "the single worker is still alive")
+	}
+	rt.drain(t)
+}
