@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,22 @@ type runResult struct {
 type results struct {
 	Open   []runResult `json:"open"`
 	Closed []runResult `json:"closed"`
+	// LoadBefore and LoadAfter are /proc/loadavg's first three fields,
+	// quoted so a reader can tell a quiet run from a contended one.
+	LoadBefore string `json:"load_before"`
+	LoadAfter  string `json:"load_after"`
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 type step struct {
@@ -58,7 +75,7 @@ func measure(ctx context.Context, o options, b binaries, env environment, stderr
 		{kDirect, env.direct}, {kBare, env.baseBare}, {kRouter0, env.router0},
 		{kMirror, env.baseMirror}, {kRouter100, env.router100},
 	}
-	var res results
+	res := results{LoadBefore: loadAvg()}
 	for round := 1; round <= o.rounds; round++ {
 		for _, mode := range []string{"open", "closed"} {
 			plan := open
@@ -90,6 +107,7 @@ func measure(ctx context.Context, o options, b binaries, env environment, stderr
 			}
 		}
 	}
+	res.LoadAfter = loadAvg()
 	return res, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/shadowsplit/shadowsplit/loadtest"
@@ -29,6 +30,20 @@ func report(w io.Writer, o options, b binaries, res results) {
 		o.protocol, o.batch, o.duration, o.warmup, o.rounds)
 	fmt.Fprintf(w, "Reproduce: `go run ./loadtest/cmd/bench --rate %g --duration %v --warmup %v --workers %d --rounds %d`\n",
 		o.rate, o.duration, o.warmup, o.workers, o.rounds)
+	if res.LoadBefore != "" {
+		fmt.Fprintf(w, "Machine load average (1, 5, 15 min) before: %s; after: %s.\n", res.LoadBefore, res.LoadAfter)
+	}
+	var lagged []string
+	for _, r := range res.Open {
+		if r.Result.SendLag.P99 > 5*time.Millisecond {
+			lagged = append(lagged, fmt.Sprintf("%s (round %d: %s ms)", r.Endpoint, r.Round, msf(r.Result.SendLag.P99)))
+		}
+	}
+	if len(lagged) > 0 {
+		fmt.Fprintf(w, "\n**Warning**: the load generator fell behind its schedule by more than 5 ms (p99) in %d of %d open-loop runs: %s. "+
+			"The machine, not only the path under test, was saturated; those latencies measure CPU contention. "+
+			"Rerun on a quieter machine or with a lower --rate.\n", len(lagged), len(res.Open), strings.Join(lagged, "; "))
+	}
 	if b.routerWhyNot != "" {
 		fmt.Fprintf(w, "\n**Router rows are TODO**: %s.\n", b.routerWhyNot)
 	}
