@@ -30,24 +30,34 @@ export GOFLAGS="${GOFLAGS:-} -mod=readonly"
 now() { echo "${EPOCHREALTIME:-$(date +%s)}"; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
+# up_to_date BIN WANT: true when BIN may be reused.
+up_to_date() {
+  [[ "${KUBE_BUILD_FORCE:-0}" != 1 ]] && version_ok "$@"
+}
+
 # version_ok BIN WANT: true when BIN exists and its --version output contains WANT.
 version_ok() {
   [[ -x "$1" ]] || return 1
-  [[ "${KUBE_BUILD_FORCE:-0}" != 1 ]] || return 1
   local got
   got="$("$1" --version 2>/dev/null || true)"
   [[ "$got" == *"$2"* ]]
 }
 
+# Build to a private temporary name and rename into place: a test that is
+# running the old binary keeps its inode, and two concurrent runs of this
+# script never write the same file.
+tmp_suffix=".tmp.$$"
+trap 'rm -f "$out/etcd$tmp_suffix" "$out/kube-apiserver$tmp_suffix"' EXIT
+
 total_start=$(now)
 
 start=$(now)
-if version_ok "$out/etcd" "etcd Version: $ETCD_VERSION"; then
+if up_to_date "$out/etcd" "etcd Version: $ETCD_VERSION"; then
   echo "etcd $ETCD_VERSION: up to date ($out/etcd, $(elapsed "$start"))"
 else
   echo "etcd $ETCD_VERSION: building (cold: about 1 min)..."
-  (cd "$here/etcd" && go build -trimpath -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3)
-  mv -f "$out/etcd.tmp" "$out/etcd"
+  (cd "$here/etcd" && go build -trimpath -o "$out/etcd$tmp_suffix" go.etcd.io/etcd/server/v3)
+  mv -f "$out/etcd$tmp_suffix" "$out/etcd"
   version_ok "$out/etcd" "etcd Version: $ETCD_VERSION" || {
     echo "etcd: built binary does not report version $ETCD_VERSION:" >&2
     "$out/etcd" --version >&2 || true
@@ -57,7 +67,7 @@ else
 fi
 
 start=$(now)
-if version_ok "$out/kube-apiserver" "Kubernetes $KUBE_VERSION"; then
+if up_to_date "$out/kube-apiserver" "Kubernetes $KUBE_VERSION"; then
   echo "kube-apiserver $KUBE_VERSION: up to date ($out/kube-apiserver, $(elapsed "$start"))"
 else
   # Without the -X flags the server reports v0.0.0-master and clients warn about skew.
@@ -66,8 +76,8 @@ else
   ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
   ldflags+=" -X k8s.io/component-base/version.gitMinor=$minor"
   echo "kube-apiserver $KUBE_VERSION: building (cold: about 5 min and 2.2 GB of memory)..."
-  (cd "$here/apiserver" && go build -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv -f "$out/kube-apiserver.tmp" "$out/kube-apiserver"
+  (cd "$here/apiserver" && go build -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver$tmp_suffix" k8s.io/kubernetes/cmd/kube-apiserver)
+  mv -f "$out/kube-apiserver$tmp_suffix" "$out/kube-apiserver"
   version_ok "$out/kube-apiserver" "Kubernetes $KUBE_VERSION" || {
     echo "kube-apiserver: built binary does not report version $KUBE_VERSION:" >&2
     "$out/kube-apiserver" --version >&2 || true

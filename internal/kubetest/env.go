@@ -42,9 +42,12 @@ type Env struct {
 
 // Start starts etcd and kube-apiserver on free 127.0.0.1 ports and installs
 // the CRDs, with Options taken from the SHADOWSPLIT_* environment variables
-// (OptionsFromEnv). It blocks until every CRD is Established (about 6 s on
-// a quiet machine) or ctx ends. A missing binary or CRD file is an error
-// wrapping ErrAssetsMissing. The caller must call Stop.
+// (OptionsFromEnv). It blocks until every CRD is Established: about 6 s on
+// a quiet machine, 10 s on a loaded one. ctx's deadline also bounds each
+// process's start; a cancellation is noticed between steps (envtest's start
+// takes no context). A missing binary or CRD file is an error wrapping
+// ErrAssetsMissing. On any error nothing is left running; otherwise the
+// caller must call Stop.
 func Start(ctx context.Context) (*Env, error) {
 	return StartWith(ctx, OptionsFromEnv(os.Getenv))
 }
