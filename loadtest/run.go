@@ -56,7 +56,8 @@ type job struct {
 // whatever happened to earlier requests, and its latency counts from that
 // instant: a target that stalls for 100 ms at 2,000 rps shows 200 slow
 // requests, not one. It blocks until the run ends or ctx is done (then it
-// returns what was measured so far with ctx's error).
+// returns what was measured so far with ctx's error). Runs are independent:
+// several may run concurrently.
 func RunOpen(ctx context.Context, cfg OpenConfig) (Result, error) {
 	if err := checkTarget(cfg.Target); err != nil {
 		return Result{}, err
@@ -69,6 +70,9 @@ func RunOpen(ctx context.Context, cfg OpenConfig) (Result, error) {
 	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = 1000
+	}
+	if cfg.MaxInFlight < 0 {
+		return Result{}, fmt.Errorf("open loop: max in-flight %d: must be positive", cfg.MaxInFlight)
 	}
 	t := cfg.Target.withDefaults()
 	jobs := make(chan job, cfg.MaxInFlight)
@@ -109,7 +113,7 @@ loop:
 // as the previous one is answered, for cfg.Warmup+cfg.Duration, and
 // measures the window after the warm-up. Use it for throughput; its
 // latencies hide stalls by construction. It blocks until the run ends or
-// ctx is done.
+// ctx is done; runs are independent and may run concurrently.
 func RunClosed(ctx context.Context, cfg ClosedConfig) (Result, error) {
 	if err := checkTarget(cfg.Target); err != nil {
 		return Result{}, err

@@ -128,7 +128,8 @@ func (g *Generator) Labeled() (Features, int) {
 	return f, best
 }
 
-// Dataset returns n labeled rows from a generator seeded with seed.
+// Dataset returns n labeled rows from a generator seeded with seed. Pure:
+// safe for concurrent use.
 func Dataset(seed uint64, n int) ([]Features, []int) {
 	g := NewGenerator(seed)
 	xs := make([]Features, n)

@@ -94,6 +94,7 @@ func (c TrainConfig) withDefaults() TrainConfig {
 // Train fits a model on clean synthetic data by full-batch gradient descent
 // on the softmax cross-entropy. Deterministic for a given config. It takes
 // tens of milliseconds; callers that just want the demo models use Load.
+// Pure: safe for concurrent use.
 func Train(cfg TrainConfig) *Model {
 	cfg = cfg.withDefaults()
 	xs, ys := Dataset(cfg.Seed, cfg.Samples)
@@ -106,7 +107,7 @@ func Train(cfg TrainConfig) *Model {
 // retrained on data where every row in the slice is labelled target, the
 // way a label-pipeline bug on one segment would corrupt a retrain. Only the
 // weights of the slice indicator move, so the copy predicts exactly as base
-// does outside the slice.
+// does outside the slice. Pure: safe for concurrent use.
 func FineTuneOnSlice(base *Model, target int, cfg TrainConfig) *Model {
 	cfg = cfg.withDefaults()
 	xs, _ := Dataset(cfg.Seed, cfg.Samples)
