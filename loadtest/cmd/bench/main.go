@@ -45,6 +45,7 @@ type options struct {
 	binDir      string
 	noBuild     bool
 	routerBin   string
+	routerCfg   string
 	noRouter    bool
 	pinCPU      string
 	serverCPUs  string
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.binDir, "bin-dir", "bin", "where binaries are built")
 	fs.BoolVar(&o.noBuild, "no-build", false, "use the binaries already in --bin-dir")
 	fs.StringVar(&o.routerBin, "router-bin", "", "router binary (default: build ./cmd/router into --bin-dir)")
+	fs.StringVar(&o.routerCfg, "router-config", "", "YAML config passed to every router as --config (the flags still set listen, upstreams and percent)")
 	fs.BoolVar(&o.noRouter, "no-router", false, "measure only direct and baseline paths")
 	fs.StringVar(&o.pinCPU, "pin-cpu", "0", `CPU list for the load generator (taskset -c); "" to not pin`)
 	fs.StringVar(&o.serverCPUs, "server-cpus", "", `CPU list for the servers under test (taskset -c); "" = not pinned`)
@@ -300,8 +302,12 @@ func startAll(ctx context.Context, sup *supervisor, o options, b binaries, stder
 	}
 	for _, r := range routers {
 		data, admin := next(), next()
-		p, err := sup.start(r.name, b.router, "serve", "--listen", data, "--admin-listen", admin,
-			"--stable", stable, "--canary", r.canary, "--shadow-percent", strconv.Itoa(r.percent))
+		args := []string{"serve", "--listen", data, "--admin-listen", admin,
+			"--stable", stable, "--canary", r.canary, "--shadow-percent", strconv.Itoa(r.percent)}
+		if o.routerCfg != "" {
+			args = append(args, "--config", o.routerCfg)
+		}
+		p, err := sup.start(r.name, b.router, args...)
 		if err != nil {
 			return env, err
 		}

@@ -28,8 +28,12 @@ func report(w io.Writer, o options, b binaries, res results) {
 	fmt.Fprintf(w, "\n## shadowsplit bench — %s, %d CPUs, load generator %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), pin)
 	fmt.Fprintf(w, "Requests: %s, %d row(s) each. Windows of %v after %v warm-up; %d round(s), medians shown.\n",
 		o.protocol, o.batch, o.duration, o.warmup, o.rounds)
-	fmt.Fprintf(w, "Reproduce: `go run ./loadtest/cmd/bench --rate %g --duration %v --warmup %v --workers %d --rounds %d`\n",
-		o.rate, o.duration, o.warmup, o.workers, o.rounds)
+	extra := ""
+	if o.routerCfg != "" {
+		extra = " --router-config " + o.routerCfg
+	}
+	fmt.Fprintf(w, "Reproduce: `go run ./loadtest/cmd/bench --rate %g --duration %v --warmup %v --workers %d --rounds %d%s`\n",
+		o.rate, o.duration, o.warmup, o.workers, o.rounds, extra)
 	if res.LoadBefore != "" {
 		fmt.Fprintf(w, "Machine load average (1, 5, 15 min) before: %s; after: %s.\n", res.LoadBefore, res.LoadAfter)
 	}
