@@ -223,3 +223,23 @@ type recorderFunc func(models.Exchange)
 func (f recorderFunc) Record(ex models.Exchange) { f(ex) }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// observations is the sample count of the upstream latency histogram for role.
+func (r *router) observations(t testing.TB, role string) uint64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "shadowsplit_upstream_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "role" && l.GetValue() == role {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -276,7 +276,7 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 	st := &f.stable
 	if !f.routerAnswer {
 		h.m.requests[roleStable][st.outcome].Inc()
-		if st.failure == models.FailureNone {
+		if st.failure == models.FailureNone && st.status >= 200 { // not a 101 upgrade
 			h.m.duration[roleStable].Observe(st.latency.Seconds())
 		}
 	}

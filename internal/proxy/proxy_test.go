@@ -105,6 +105,8 @@ func TestSamplingIsExact(t *testing.T) {
 			assert.Len(t, rec.ch, pct)
 			assert.Equal(t, 100, rt.requests(roleStable, code2xx))
 			assert.Equal(t, pct, rt.requests(roleCanary, code2xx))
+			assert.Equal(t, uint64(100), rt.observations(t, "stable"))
+			assert.Equal(t, uint64(pct), rt.observations(t, "canary"))
 		})
 	}
 }
