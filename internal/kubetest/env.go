@@ -69,7 +69,7 @@ func StartWith(ctx context.Context, o Options) (*Env, error) {
 		return nil, fmt.Errorf("kubetest: start: %w", err)
 	}
 
-	startTimeout := cmp(o.StartTimeout, defaultStartTimeout)
+	startTimeout := orDefault(o.StartTimeout, defaultStartTimeout)
 	// envtest's Start takes no context; bounding each process's start by the
 	// context's deadline keeps Start from outliving it by much.
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < startTimeout {
@@ -94,7 +94,7 @@ func StartWith(ctx context.Context, o Options) (*Env, error) {
 		},
 		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: startTimeout,
-		ControlPlaneStopTimeout:  cmp(o.StopTimeout, defaultStopTimeout),
+		ControlPlaneStopTimeout:  orDefault(o.StopTimeout, defaultStopTimeout),
 	}
 
 	e := &Env{te: te, cleanup: l.cleanup}
@@ -125,7 +125,7 @@ func outputTails(etcd, api *tailWriter) string {
 	return fmt.Sprintf("\n--- last etcd output ---\n%s\n--- last kube-apiserver output ---\n%s", etcd, api)
 }
 
-func cmp(d, def time.Duration) time.Duration {
+func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
 	}
