@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -17,7 +18,22 @@ var (
 	sink     InstanceDiff
 )
 
+// cpuPerOp reports the thread CPU time per iteration as "cpu-ns/op"; call
+// it with defer at the top of a benchmark that uses b.Loop.
+func cpuPerOp(b *testing.B) func() {
+	runtime.LockOSThread()
+	start, ok := threadCPU()
+	return func() {
+		end, ok2 := threadCPU()
+		runtime.UnlockOSThread()
+		if ok && ok2 && b.N > 0 {
+			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
 func BenchmarkProbabilities10(b *testing.B) {
+	defer cpuPerOp(b)()
 	b.ReportAllocs()
 	for b.Loop() {
 		sink = Probabilities(probs10a, probs10b, DefaultTopK, true)
@@ -25,6 +41,7 @@ func BenchmarkProbabilities10(b *testing.B) {
 }
 
 func BenchmarkProbabilities10Logits(b *testing.B) {
+	defer cpuPerOp(b)()
 	la := []float64{-2, -1, 0.5, 1, 3, -0.5, 0, 2, 1.5, -3}
 	lb := []float64{-2, -1, 0.4, 1.1, 2.8, -0.5, 0, 2.1, 1.5, -3}
 	b.ReportAllocs()
@@ -34,6 +51,7 @@ func BenchmarkProbabilities10Logits(b *testing.B) {
 }
 
 func BenchmarkProbabilities1000(b *testing.B) {
+	defer cpuPerOp(b)()
 	a, c := make([]float64, 1000), make([]float64, 1000)
 	for i := range a {
 		a[i], c[i] = float64(i%7+1)/4000, float64(i%5+1)/3000
@@ -45,6 +63,7 @@ func BenchmarkProbabilities1000(b *testing.B) {
 }
 
 func BenchmarkRegression10(b *testing.B) {
+	defer cpuPerOp(b)()
 	b.ReportAllocs()
 	for b.Loop() {
 		sink = Regression(probs10a, probs10b, DefaultAbsTol, DefaultRelTol, true)
@@ -52,6 +71,7 @@ func BenchmarkRegression10(b *testing.B) {
 }
 
 func BenchmarkClassificationLabel(b *testing.B) {
+	defer cpuPerOp(b)()
 	o := resolve(Options{Mode: ModeClassification})
 	s, c := models.Value{Kind: models.KindInt, Int: 3}, models.Value{Kind: models.KindInt, Int: 3}
 	b.ReportAllocs()
@@ -61,6 +81,7 @@ func BenchmarkClassificationLabel(b *testing.B) {
 }
 
 func BenchmarkClassificationArgmax10(b *testing.B) {
+	defer cpuPerOp(b)()
 	o := resolve(Options{Mode: ModeClassification})
 	s, c := models.Value{Kind: models.KindNumbers, Nums: probs10a}, models.Value{Kind: models.KindNumbers, Nums: probs10b}
 	b.ReportAllocs()
@@ -89,6 +110,7 @@ var (
 )
 
 func benchCompare(b *testing.B, ex models.Exchange, opts Options) {
+	defer cpuPerOp(b)()
 	b.ReportAllocs()
 	for b.Loop() {
 		r := Compare(ex, opts)
@@ -107,6 +129,7 @@ func BenchmarkCompareV1Exact(b *testing.B) { benchCompare(b, exV1Exact, Options{
 
 // BenchmarkCompareIntoV2Probs10 is the full path with a reused Result.
 func BenchmarkCompareIntoV2Probs10(b *testing.B) {
+	defer cpuPerOp(b)()
 	var r Result
 	opts := Options{Mode: ModeProbabilities, Output: "probs"}
 	b.ReportAllocs()
@@ -116,6 +139,7 @@ func BenchmarkCompareIntoV2Probs10(b *testing.B) {
 }
 
 func BenchmarkAggregatorAdd(b *testing.B) {
+	defer cpuPerOp(b)()
 	a, err := NewAggregator(AggregatorConfig{})
 	if err != nil {
 		b.Fatal(err)
