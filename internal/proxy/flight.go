@@ -42,6 +42,7 @@ type flight struct {
 	ctx    context.Context // detached from the client (context.WithoutCancel)
 	header http.Header     // clone of the request headers
 	parent trace.SpanContext
+	span   trace.Span // the stable client span (inline, tracing on)
 
 	reqBuf  []byte
 	reqBody bodyReader

@@ -243,7 +243,6 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 		out.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 	}
 
-	var span trace.Span
 	if h.tracing {
 		if !trace.SpanContextFromContext(ctx).IsValid() {
 			// No server span around us (cmd/router adds one): continue
@@ -251,29 +250,15 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 			ctx = h.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 			f.parent = trace.SpanContextFromContext(ctx)
 		}
-		ctx, span = h.tracer.Start(ctx, "stable", trace.WithSpanKind(trace.SpanKindClient),
+		ctx, f.span = h.tracer.Start(ctx, "stable", trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("shadowsplit.role", "stable")))
 		out = out.WithContext(ctx)
 	}
 
-	defer func() {
-		// ReverseProxy aborts with http.ErrAbortHandler when stable's body
-		// breaks mid-stream (or the client stops reading): still count it.
-		if p := recover(); p != nil {
-			h.m.requests[roleStable][f.stable.outcome].Inc()
-			if f.shadow {
-				h.m.shadow[reasonStableFailed].Inc()
-			}
-			if span != nil {
-				span.SetStatus(codes.Error, "aborted")
-				span.End()
-			}
-			panic(p)
-		}
-	}()
+	defer h.countAbort(f)
 	h.stable.ServeHTTP(w, out)
 
-	st := &f.stable
+	st, span := &f.stable, f.span
 	if !f.routerAnswer {
 		h.m.requests[roleStable][st.outcome].Inc()
 		if st.failure == models.FailureNone && st.status >= 200 { // not a 101 upgrade
@@ -307,6 +292,25 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 		f.parent = trace.SpanContextFromContext(r.Context())
 	}
 	h.enqueue(f)
+}
+
+// countAbort still counts the stable call when ReverseProxy aborts with
+// http.ErrAbortHandler (stable's body broke mid-stream, or the client stopped
+// reading), then lets the panic continue to the server.
+func (h *Handler) countAbort(f *flight) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	h.m.requests[roleStable][f.stable.outcome].Inc()
+	if f.shadow {
+		h.m.shadow[reasonStableFailed].Inc()
+	}
+	if f.span != nil {
+		f.span.SetStatus(codes.Error, "aborted")
+		f.span.End()
+	}
+	panic(p)
 }
 
 // enqueue hands f to the workers without ever blocking the caller.
