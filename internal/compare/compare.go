@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -81,7 +82,13 @@ func CompareInto(ex models.Exchange, opts Options, r *Result) {
 		r.decodeFailed(SideStable, sErr, 0)
 		return
 	}
-	if err := models.DecodeResponse(ex.Protocol, ex.Canary, o.Output, &sc.canary); err != nil {
+	err := models.DecodeResponse(ex.Protocol, ex.Canary, o.Output, &sc.canary)
+	if err == nil && o.Output == "" && !bytes.Equal(sc.stable.Output, sc.canary.Output) {
+		// Unconfigured V2: compare the output stable answered first, even
+		// if the canary lists its outputs in another order.
+		err = models.DecodeResponse(ex.Protocol, ex.Canary, string(sc.stable.Output), &sc.canary)
+	}
+	if err != nil {
 		r.decodeFailed(SideCanary, err, n)
 		return
 	}

@@ -82,9 +82,10 @@ const (
 type Options struct {
 	// Mode: see the Mode constants. Empty is ModeAuto.
 	Mode Mode `json:"mode,omitempty"`
-	// Output names the V2 output tensor to compare (empty: the first
-	// output of each answer), or for V1 the key to read from object
-	// predictions or columnar "outputs" (empty: predictions as they are).
+	// Output names the V2 output tensor to compare (empty: stable's first
+	// output, and the canary's output of the same name), or for V1 the key
+	// to read from object predictions or columnar "outputs" (empty:
+	// predictions as they are). ModeExact ignores it.
 	Output string `json:"output,omitempty"`
 	// AbsTol and RelTol: numbers agree when
 	// |canary-stable| <= AbsTol + RelTol*|stable|. Zero means the default

@@ -106,8 +106,10 @@ type Value struct {
 // per goroutine (or in a sync.Pool). Not safe for concurrent use.
 type Predictions struct {
 	Values []Value
-	// Datatype and Shape describe the decoded V2 output tensor (empty for
-	// V1). Shape aliases scratch.
+	// Output, Datatype and Shape describe the decoded V2 output tensor
+	// (empty for V1). Output is its name; it aliases the body (or scratch,
+	// for a name with escapes) and Shape aliases scratch.
+	Output   []byte
 	Datatype string
 	Shape    []int64
 
@@ -129,6 +131,7 @@ type fixup struct {
 func (p *Predictions) Reset() {
 	clear(p.Values) // drop references to the previous body
 	p.Values = p.Values[:0]
+	p.Output = nil
 	p.Datatype = ""
 	p.Shape = p.Shape[:0]
 	p.nums = p.nums[:0]

@@ -241,6 +241,13 @@ func (p *Predictions) decodeV2Tensor(body []byte, t *v2Tensor) error {
 		return &DecodeError{Kind: ErrDatatype, Offset: t.datatype.lo, Detail: "unknown datatype " + quote(string(body[t.datatype.lo:t.datatype.hi]))}
 	}
 	p.Datatype = dt
+	if t.hasName {
+		if t.name.esc {
+			p.Output = appendUnescaped(nil, body[t.name.lo:t.name.hi]) // rare
+		} else {
+			p.Output = body[t.name.lo:t.name.hi:t.name.hi]
+		}
+	}
 	if t.shape[1] == 0 {
 		return &DecodeError{Kind: ErrShape, Detail: "output has no shape"}
 	}

@@ -80,6 +80,7 @@ func TestDecodeV2Response(t *testing.T) {
 			assertValues(t, tt.want, p.Values)
 			assert.Equal(t, tt.shape, append([]int64{}, p.Shape...))
 			assert.Equal(t, tt.dtype, p.Datatype)
+			assert.NotEmpty(t, p.Output)
 		})
 	}
 }
