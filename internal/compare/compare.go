@@ -17,6 +17,10 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
+// maxPooledScratch bounds the decode buffers a pooled scratch may keep:
+// enough for batches of thousands of small predictions.
+const maxPooledScratch = 1 << 20
+
 // Compare scores one exchange with the given options: failures first (see
 // the Outcome constants), then both bodies decoded with the protocol's
 // codec and compared per instance. It reads the exchange's byte slices
@@ -65,10 +69,13 @@ func CompareInto(ex models.Exchange, opts Options, r *Result) {
 	}
 	sc := scratchPool.Get().(*scratch)
 	defer func() {
-		// Drop references to the exchange's bodies before pooling.
+		// Drop references to the exchange's bodies before pooling, and
+		// do not keep the buffers of one unusually large answer alive.
 		sc.stable.Reset()
 		sc.canary.Reset()
-		scratchPool.Put(sc)
+		if sc.stable.Retained()+sc.canary.Retained() <= maxPooledScratch {
+			scratchPool.Put(sc)
+		}
 	}()
 	sErr := models.DecodeResponse(ex.Protocol, ex.Stable, o.Output, &sc.stable)
 	n := 0

@@ -80,6 +80,14 @@ const (
 	ReasonLength        Reason = "length"         // vectors of different lengths
 )
 
+// Reasons lists every non-empty Reason, in a stable order (for metrics
+// that resolve their label children once).
+var Reasons = []Reason{
+	ReasonStatus, ReasonTimeout, ReasonRefused, ReasonReset, ReasonTransport,
+	ReasonMalformedJSON, ReasonBinaryTensor, ReasonTruncated, ReasonProtocol,
+	ReasonMissingOutput, ReasonShape, ReasonDatatype, ReasonBatchSize, ReasonKind, ReasonLength,
+}
+
 // Label is a class label. Index is the class index (an integer label, an
 // argmax, a Triton class index), or -1 when the label is only a name. Name
 // is a string label, a Triton label, or Options.LabelNames[Index]; it may

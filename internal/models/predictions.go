@@ -142,6 +142,17 @@ func (p *Predictions) Reset() {
 	p.elems = p.elems[:0]
 }
 
+// Retained approximates the bytes of scratch p keeps between decodes, so a
+// pool can drop a Predictions that grew on one unusually large answer.
+func (p *Predictions) Retained() int {
+	return cap(p.Values)*int(unsafeSizeofValue) + cap(p.nums)*8 + cap(p.esc) +
+		cap(p.strs)*24 + cap(p.fix)*16 + cap(p.elems)*32 + cap(p.Shape)*8
+}
+
+// unsafeSizeofValue is the size of Value on 64-bit platforms (checked by a
+// test), spelled out to keep this package free of unsafe.
+const unsafeSizeofValue = 112
+
 func (p *Predictions) add(v Value, f fixup) {
 	p.Values = append(p.Values, v)
 	p.fix = append(p.fix, f)

@@ -3,6 +3,7 @@ package models
 import (
 	"math"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -130,6 +131,16 @@ func TestDecodeReusesStorage(t *testing.T) {
 	})
 	assert.Zero(t, allocs, "a warm Predictions decodes without allocating")
 	assertValues(t, []Value{{Kind: KindNumbers, Nums: []float64{0.1, 0.2, 0.7}}, {Kind: KindNumbers, Nums: []float64{0.3, 0.3, 0.4}}}, p.Values)
+}
+
+func TestRetainedTracksGrowth(t *testing.T) {
+	assert.Equal(t, uintptr(unsafeSizeofValue), unsafe.Sizeof(Value{}))
+	var p Predictions
+	require.NoError(t, DecodeV1Response([]byte(`{"predictions": [[0.5, 0.5]]}`), "", &p))
+	small := p.Retained()
+	big := `{"predictions": [` + repeat("[0.5, 0.5],", 9999) + `[0.5, 0.5]]}`
+	require.NoError(t, DecodeV1Response([]byte(big), "", &p))
+	assert.Greater(t, p.Retained(), small+10000*(112+16))
 }
 
 func repeat(s string, n int) string {
