@@ -100,6 +100,7 @@ func TestCompareOutcomes(t *testing.T) {
 			assert.Equal(t, tt.reason, r.Reason)
 			assert.Equal(t, tt.instances, r.Instances, "trials")
 			assert.Equal(t, tt.agreed, r.Agreed)
+			checkResult(t, r)
 			if tt.outcome != OutcomeAgree && tt.outcome != OutcomeDisagree {
 				assert.NotEmpty(t, r.Detail)
 				assert.Nil(t, r.Diffs)

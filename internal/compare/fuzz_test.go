@@ -2,6 +2,7 @@ package compare
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,6 +54,9 @@ func checkResult(t *testing.T, r Result) {
 			}
 		}
 	default:
+		if !slices.Contains(Reasons, r.Reason) {
+			t.Fatalf("reason %q is not listed in Reasons", r.Reason)
+		}
 		if r.Agreed != 0 || r.Diffs != nil || r.Reason == ReasonNone || r.Side == SideNone {
 			t.Fatalf("failure outcome %s with agreed %d, diffs %d, reason %q, side %q", r.Outcome, r.Agreed, len(r.Diffs), r.Reason, r.Side)
 		}
