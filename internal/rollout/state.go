@@ -106,10 +106,10 @@ type State struct {
 }
 
 // material is the part of a State whose change must be written: a change of
-// only counters or the message is kept in memory until the next write, so
+// only counters, the reason or the message is kept in memory until the next write, so
 // an idle rollout does not update the VirtualService on every tick.
 func (s State) material() material {
-	return material{s.ID, s.Phase, s.Step, s.Weight, s.Reason, s.StepStartedAt.UnixNano()}
+	return material{s.ID, s.Phase, s.Step, s.Weight, s.StepStartedAt.UnixNano()}
 }
 
 type material struct {
@@ -117,7 +117,6 @@ type material struct {
 	phase   Phase
 	step    int
 	weight  int32
-	reason  Reason
 	started int64
 }
 
