@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -46,10 +47,12 @@ type FileDeps struct {
 // temporary file in the same directory, fsync, rename, fsync of the
 // directory; readers see the old or the new file, never a mix.
 //
-// The file is rewritten in canonical form (keys sorted, as kubectl and
-// sigs.k8s.io/yaml write them); YAML comments do not survive a write. All
-// methods are safe for concurrent use within one process; they block on
-// file I/O.
+// A write edits the YAML in place (preserveEdit): comments, key order,
+// quoting and the indent width survive, and a review shows only the managed
+// values changing. When that cannot reproduce the intended object exactly it
+// falls back to canonical form (keys sorted, as kubectl writes them). A JSON
+// manifest is written back as indented JSON. All methods are safe for
+// concurrent use within one process; they block on file I/O.
 type File struct {
 	*shell
 	path string
@@ -78,30 +81,30 @@ func NewFile(cfg Config, deps FileDeps) (*File, error) {
 type fileStore struct{ f *File }
 
 func (s fileStore) get(context.Context) (*unstructured.Unstructured, error) {
-	vs, _, err := s.f.load()
+	vs, _, _, err := s.f.load()
 	return vs, err
 }
 
 // load reads and decodes the file, stamping the content hash as the
-// resourceVersion.
-func (f *File) load() (*unstructured.Unstructured, string, error) {
+// resourceVersion. It also returns the bytes read.
+func (f *File) load() (*unstructured.Unstructured, string, []byte, error) {
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", fmt.Errorf("%s: file %s: %w: %w", f.cfg.id(), f.path, ErrNotFound, err)
+		return nil, "", nil, fmt.Errorf("%s: file %s: %w: %w", f.cfg.id(), f.path, ErrNotFound, err)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: read %s: %w", f.cfg.id(), f.path, err)
+		return nil, "", nil, fmt.Errorf("%s: read %s: %w", f.cfg.id(), f.path, err)
 	}
 	vs, err := decodeManifest(b)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: file %s: %w", f.cfg.id(), f.path, err)
+		return nil, "", nil, fmt.Errorf("%s: file %s: %w", f.cfg.id(), f.path, err)
 	}
 	if vs.GetName() != f.cfg.Name || (vs.GetNamespace() != "" && f.cfg.Namespace != "" && vs.GetNamespace() != f.cfg.Namespace) {
-		return nil, "", fmt.Errorf("%s: file %s holds %s %s/%s: %w", f.cfg.id(), f.path, vs.GetKind(), vs.GetNamespace(), vs.GetName(), ErrNotFound)
+		return nil, "", nil, fmt.Errorf("%s: file %s holds %s %s/%s: %w", f.cfg.id(), f.path, vs.GetKind(), vs.GetNamespace(), vs.GetName(), ErrNotFound)
 	}
 	rv := contentVersion(b)
 	vs.SetResourceVersion(rv)
-	return vs, rv, nil
+	return vs, rv, b, nil
 }
 
 func contentVersion(b []byte) string {
@@ -112,7 +115,7 @@ func contentVersion(b []byte) string {
 func (s fileStore) update(_ context.Context, vs *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
-	_, rv, err := s.f.load()
+	_, rv, src, err := s.f.load()
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +123,7 @@ func (s fileStore) update(_ context.Context, vs *unstructured.Unstructured) (*un
 		return nil, apierrors.NewConflict(VirtualServiceGVR.GroupResource(), s.f.cfg.Name,
 			fmt.Errorf("file %s changed since it was read", s.f.path))
 	}
-	return s.f.write(vs)
+	return s.f.write(vs, src)
 }
 
 func (s fileStore) create(_ context.Context, vs *unstructured.Unstructured) (*unstructured.Unstructured, error) {
@@ -130,16 +133,38 @@ func (s fileStore) create(_ context.Context, vs *unstructured.Unstructured) (*un
 		return nil, apierrors.NewConflict(VirtualServiceGVR.GroupResource(), s.f.cfg.Name,
 			fmt.Errorf("file %s appeared while creating it", s.f.path))
 	}
-	return s.f.write(vs)
+	return s.f.write(vs, nil)
 }
 
-// write replaces the file atomically and returns what it now holds.
-func (f *File) write(vs *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+// write replaces the file atomically and returns what it now holds. With
+// the previous content src it edits that text in place (comments survive);
+// otherwise, or when that cannot reproduce vs exactly, it writes vs in
+// canonical form.
+func (f *File) write(vs *unstructured.Unstructured, src []byte) (*unstructured.Unstructured, error) {
 	vs = vs.DeepCopy()
 	vs.SetResourceVersion("") // the hash is ours, not the manifest's
-	b, err := encodeManifest(vs)
-	if err != nil {
-		return nil, fmt.Errorf("%s: encode: %w", f.cfg.id(), err)
+	var (
+		b  []byte
+		ok bool
+	)
+	if strings.HasSuffix(f.path, ".json") || bytes.HasPrefix(bytes.TrimSpace(src), []byte("{")) {
+		// A JSON manifest stays JSON (YAML flow style is not JSON).
+		j, err := json.MarshalIndent(vs.Object, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("%s: encode: %w", f.cfg.id(), err)
+		}
+		b, ok, src = append(j, '\n'), true, nil
+	} else {
+		b, ok = preserveEdit(src, vs, f.cfg)
+	}
+	if !ok {
+		var err error
+		if b, err = encodeManifest(vs); err != nil {
+			return nil, fmt.Errorf("%s: encode: %w", f.cfg.id(), err)
+		}
+		if src != nil {
+			f.log.Info("rewrote the manifest in canonical form (comments dropped): could not edit it in place", "path", f.path)
+		}
 	}
 	if err := writeAtomic(f.path, b); err != nil {
 		return nil, fmt.Errorf("%s: write %s: %w", f.cfg.id(), f.path, err)
@@ -196,7 +221,7 @@ func (f *File) Watch(ctx context.Context, fn func(Routes, error)) error {
 	defer t.Stop()
 	last := ""
 	for {
-		vs, rv, err := f.load()
+		vs, rv, _, err := f.load()
 		key := rv
 		if err != nil {
 			key = "error: " + err.Error()
