@@ -18,6 +18,7 @@ import (
 // its own narrow subset of it.
 type backend interface {
 	Routes(ctx context.Context) (Routes, error)
+	Observe(ctx context.Context) (Observed, error)
 	SetRoutes(ctx context.Context, want Routes, opts ...SetOption) error
 	AcceptDrift(ctx context.Context) error
 	Watch(ctx context.Context, fn func(Routes, error)) error
@@ -110,6 +111,10 @@ func runContract(t *testing.T, newHarness factory) {
 				got, err := h.b.Routes(ctx)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got)
+				obs, err := h.b.Observe(ctx)
+				require.NoError(t, err)
+				assert.Equal(t, Observed{Routes: tc.want, Annotations: ann, Version: h.version()}, obs,
+					"the state annotation comes back with the weights, from one version")
 
 				// What is stored is exactly the pure transform of what was
 				// there: every other field byte for byte.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,16 +90,51 @@ func newShell(cfg Config, template *unstructured.Unstructured, reg prometheus.Re
 	return &shell{cfg: cfg, template: template, drift: drift, log: log.With("virtualservice", cfg.Namespace+"/"+cfg.Name)}, nil
 }
 
+// Observed is one read of the VirtualService: the managed route and the
+// annotations we own, from the same object version.
+type Observed struct {
+	Routes Routes
+	// Annotations holds the AnnotationPrefix annotations other than
+	// AnnotationLastApplied (e.g. a rollout's state written with
+	// WithAnnotations); nil when there are none. The map is a copy.
+	Annotations map[string]string
+	// Version is the object's resourceVersion (Kube) or a hash of the file's
+	// content (File): equal versions mean nothing changed in between.
+	Version string
+}
+
 // Routes reads the managed route. When the weights drifted from what we last
 // wrote it returns the current Routes together with an error wrapping
 // ErrDrift (and reports the drift once per object version); on any other
 // error the Routes are zero. Safe for concurrent use; blocks on I/O.
 func (s *shell) Routes(ctx context.Context) (Routes, error) {
+	o, err := s.Observe(ctx)
+	return o.Routes, err
+}
+
+// Observe is Routes plus our annotations and the object version, from one
+// read, e.g. for a rollout resuming from the state it keeps on the object.
+// Errors as for Routes (with ErrDrift the Observed is filled in). Safe for
+// concurrent use; blocks on I/O.
+func (s *shell) Observe(ctx context.Context) (Observed, error) {
 	vs, err := s.store.get(ctx)
 	if err != nil {
-		return Routes{}, err
+		return Observed{}, err
 	}
-	return s.observe(vs)
+	r, err := s.observe(vs)
+	if r == (Routes{}) && err != nil {
+		return Observed{}, err
+	}
+	o := Observed{Routes: r, Version: vs.GetResourceVersion()}
+	for k, v := range vs.GetAnnotations() {
+		if strings.HasPrefix(k, AnnotationPrefix) && k != AnnotationLastApplied {
+			if o.Annotations == nil {
+				o.Annotations = map[string]string{}
+			}
+			o.Annotations[k] = v
+		}
+	}
+	return o, err
 }
 
 // observe reads vs and reports drift.

@@ -282,10 +282,10 @@ func destinationObject(d Destination) map[string]any {
 	return m
 }
 
-// LastApplied returns the managed values recorded by our last write, and
+// lastAppliedOn returns the managed values recorded by our last write, and
 // whether there was one. A malformed annotation is an error: it cannot prove
 // the current weights are ours.
-func LastApplied(vs *unstructured.Unstructured, cfg Config) (weights [2]int32, mirrorPercent float64, ok bool, err error) {
+func lastAppliedOn(vs *unstructured.Unstructured, cfg Config) (weights [2]int32, mirrorPercent float64, ok bool, err error) {
 	raw, found := vs.GetAnnotations()[AnnotationLastApplied]
 	if !found {
 		return weights, 0, false, nil
@@ -305,7 +305,7 @@ func Drifted(vs *unstructured.Unstructured, cfg Config, cur Routes) error {
 	if cfg.Namespace == "" {
 		cfg.Namespace = vs.GetNamespace()
 	}
-	w, mp, ok, err := LastApplied(vs, cfg)
+	w, mp, ok, err := lastAppliedOn(vs, cfg)
 	if err != nil || !ok {
 		return err
 	}
