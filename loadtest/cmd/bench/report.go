@@ -5,7 +5,6 @@ import (
 	"io"
 	"runtime"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/shadowsplit/shadowsplit/loadtest"
@@ -37,16 +36,17 @@ func report(w io.Writer, o options, b binaries, res results) {
 	if res.LoadBefore != "" {
 		fmt.Fprintf(w, "Machine load average (1, 5, 15 min) before: %s; after: %s.\n", res.LoadBefore, res.LoadAfter)
 	}
-	var lagged []string
+	lagged, worst := 0, time.Duration(0)
 	for _, r := range res.Open {
-		if r.Result.SendLag.P99 > 5*time.Millisecond {
-			lagged = append(lagged, fmt.Sprintf("%s (round %d: %s ms)", r.Endpoint, r.Round, msf(r.Result.SendLag.P99)))
+		if l := r.Result.SendLag.P99; l > 5*time.Millisecond {
+			lagged++
+			worst = max(worst, l)
 		}
 	}
-	if len(lagged) > 0 {
-		fmt.Fprintf(w, "\n**Warning**: the load generator fell behind its schedule by more than 5 ms (p99) in %d of %d open-loop runs: %s. "+
-			"The machine, not only the path under test, was saturated; those latencies measure CPU contention. "+
-			"Rerun on a quieter machine or with a lower --rate.\n", len(lagged), len(res.Open), strings.Join(lagged, "; "))
+	if lagged > 0 {
+		fmt.Fprintf(w, "\n**Warning**: the load generator fell behind its schedule by more than 5 ms (p99) in %d of %d open-loop runs (worst %s ms). "+
+			"The machine, not only the path under test, was saturated: those latencies measure CPU contention. "+
+			"Rerun on a quieter machine, with a lower --rate, or with more, shorter --rounds.\n", lagged, len(res.Open), msf(worst))
 	}
 	if b.routerWhyNot != "" {
 		fmt.Fprintf(w, "\n**Router rows are TODO**: %s.\n", b.routerWhyNot)
