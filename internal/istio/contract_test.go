@@ -247,6 +247,37 @@ func runContract(t *testing.T, newHarness factory) {
 		assert.Equal(t, inlineRoutes(0, 100), got, "the concurrent writer's weights stand")
 	})
 
+	t.Run("a write fenced by IfVersion never lands on a newer object", func(t *testing.T) {
+		ctx := contractCtx(t)
+		h := newHarness(t, ctx, inlineCfg)
+		h.seed(fixtureFor(t, "rich-inline.yaml", h))
+		obs, err := h.b.Observe(ctx)
+		require.NoError(t, err)
+		require.NoError(t, h.b.SetRoutes(ctx, inlineRoutes(80, 20), IfVersion(obs.Version)), "at the read version: lands")
+
+		// Decided on the old read: refused, nothing written, not retried.
+		v := h.version()
+		err = h.b.SetRoutes(ctx, inlineRoutes(50, 50), IfVersion(obs.Version))
+		require.ErrorIs(t, err, ErrStale)
+		assert.Equal(t, v, h.version())
+
+		// The object changes between our read and our write: the update
+		// conflicts and is reported stale instead of being recomputed.
+		obs, err = h.b.Observe(ctx)
+		require.NoError(t, err)
+		var attempts atomic.Int32
+		h.sh.beforeWrite = func() {
+			if attempts.Add(1) == 1 {
+				h.edit(func(vs *unstructured.Unstructured) { vs.SetLabels(map[string]string{"other": "writer"}) })
+			}
+		}
+		err = h.b.SetRoutes(ctx, inlineRoutes(70, 30), IfVersion(obs.Version))
+		require.ErrorIs(t, err, ErrStale)
+		assert.Equal(t, int32(1), attempts.Load())
+		got, _ := h.b.Routes(ctx)
+		assert.Equal(t, inlineRoutes(80, 20), got)
+	})
+
 	t.Run("creating is opt-in", func(t *testing.T) {
 		ctx := contractCtx(t)
 		h := newHarness(t, ctx, tapCfg)

@@ -24,6 +24,9 @@ var (
 	// wrote, so someone else changed them. Nothing is overwritten until the
 	// operator accepts the current state (AcceptDrift) or restores ours.
 	ErrDrift = errors.New("managed weights drifted from what shadowsplit last wrote")
+	// ErrStale: a write conditional on an object version (IfVersion) found
+	// the object changed since; nothing was written.
+	ErrStale = errors.New("virtualservice changed since the read the change was decided on")
 )
 
 // Shape says how the router sits behind the VirtualService.

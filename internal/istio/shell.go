@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
@@ -32,7 +33,19 @@ type store interface {
 // SetOption changes one SetRoutes call.
 type SetOption func(*setOptions)
 
-type setOptions struct{ annotations map[string]string }
+type setOptions struct {
+	annotations map[string]string
+	ifVersion   string
+}
+
+// IfVersion makes the write conditional on the object still being at
+// version (Observed.Version): a decision taken on that read is applied to
+// exactly that state or not at all. If the object changed, SetRoutes
+// returns an error wrapping ErrStale, writes nothing and does not retry
+// (recomputing would re-apply a decision made on stale evidence).
+func IfVersion(version string) SetOption {
+	return func(o *setOptions) { o.ifVersion = version }
+}
 
 // WithAnnotations sets annotations we own (keys under AnnotationPrefix) in
 // the same update as the weights, e.g. a rollout's state, so both change
@@ -163,12 +176,23 @@ func (s *shell) SetRoutes(ctx context.Context, want Routes, opts ...SetOption) e
 	if err := want.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", s.cfg.id(), err)
 	}
-	return s.write(ctx, func(vs *unstructured.Unstructured) (Change, error) {
+	decide := func(vs *unstructured.Unstructured) (Change, error) {
+		if o.ifVersion != "" && vs.GetResourceVersion() != o.ifVersion {
+			return Change{}, fmt.Errorf("%s: at version %s, decision made on %s: %w", s.cfg.id(), vs.GetResourceVersion(), o.ifVersion, ErrStale)
+		}
 		if _, err := s.observe(vs); err != nil {
 			return Change{}, err
 		}
 		return Change{Routes: want, Annotations: o.annotations}, nil
-	})
+	}
+	if o.ifVersion == "" {
+		return s.write(ctx, decide)
+	}
+	err := s.attempt(ctx, decide)
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("%w: %w", ErrStale, err)
+	}
+	return err
 }
 
 // AcceptDrift records the current managed weights as ours, resolving
@@ -188,42 +212,45 @@ func (s *shell) AcceptDrift(ctx context.Context) error {
 
 // write runs read → decide → Apply → update under RetryOnConflict.
 func (s *shell) write(ctx context.Context, decide func(*unstructured.Unstructured) (Change, error)) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		vs, err := s.getOrCreate(ctx)
-		if err != nil {
-			return err
-		}
-		ch, err := decide(vs)
-		if err != nil {
-			return err
-		}
-		out, changed, err := Apply(vs, s.cfg, ch)
-		if err != nil || !changed {
-			return err
-		}
-		if s.beforeWrite != nil {
-			s.beforeWrite()
-		}
-		written, err := s.store.update(ctx, out)
-		if err != nil {
-			return err // a conflict is retried from a fresh read
-		}
-		// The update's response is the object as stored: check that what
-		// the backend kept is what we meant (a mutating webhook or a
-		// schema default could differ).
-		got, err := Read(written, s.cfg)
-		if err != nil {
-			return fmt.Errorf("%s: read back after update: %w", s.cfg.id(), err)
-		}
-		if !sameManaged(got, ch.Routes) {
-			return fmt.Errorf("%s: read back after update: weights %d/%d mirror %v%%, wrote %d/%d mirror %v%%",
-				s.cfg.id(), got.Primary.Weight, got.Canary.Weight, got.MirrorPercent,
-				ch.Routes.Primary.Weight, ch.Routes.Canary.Weight, ch.Routes.MirrorPercent)
-		}
-		s.log.Info("updated managed route", "route", s.cfg.Route, "primary", got.Primary.Weight,
-			"canary", got.Canary.Weight, "mirrorPercent", got.MirrorPercent, "resourceVersion", written.GetResourceVersion())
-		return nil
-	})
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error { return s.attempt(ctx, decide) })
+}
+
+// attempt is one read → decide → Apply → update; a conflict is returned as is.
+func (s *shell) attempt(ctx context.Context, decide func(*unstructured.Unstructured) (Change, error)) error {
+	vs, err := s.getOrCreate(ctx)
+	if err != nil {
+		return err
+	}
+	ch, err := decide(vs)
+	if err != nil {
+		return err
+	}
+	out, changed, err := Apply(vs, s.cfg, ch)
+	if err != nil || !changed {
+		return err
+	}
+	if s.beforeWrite != nil {
+		s.beforeWrite()
+	}
+	written, err := s.store.update(ctx, out)
+	if err != nil {
+		return err // write retries a conflict from a fresh read
+	}
+	// The update's response is the object as stored: check that what
+	// the backend kept is what we meant (a mutating webhook or a
+	// schema default could differ).
+	got, err := Read(written, s.cfg)
+	if err != nil {
+		return fmt.Errorf("%s: read back after update: %w", s.cfg.id(), err)
+	}
+	if !sameManaged(got, ch.Routes) {
+		return fmt.Errorf("%s: read back after update: weights %d/%d mirror %v%%, wrote %d/%d mirror %v%%",
+			s.cfg.id(), got.Primary.Weight, got.Canary.Weight, got.MirrorPercent,
+			ch.Routes.Primary.Weight, ch.Routes.Canary.Weight, ch.Routes.MirrorPercent)
+	}
+	s.log.Info("updated managed route", "route", s.cfg.Route, "primary", got.Primary.Weight,
+		"canary", got.Canary.Weight, "mirrorPercent", got.MirrorPercent, "resourceVersion", written.GetResourceVersion())
+	return nil
 }
 
 func (s *shell) getOrCreate(ctx context.Context) (*unstructured.Unstructured, error) {
