@@ -217,6 +217,15 @@ func judge(cfg Config, s State, obs Observation) (State, Decision) {
 	}
 	ev := *obs.Evidence
 	if ev.Exchanges <= 0 {
+		// Right after a step starts, no data is expected (scrapes and
+		// traffic lag): it only counts as unknown once MinDwell passed.
+		// Either way nothing can advance without data.
+		if obs.Now.Sub(s.StepStartedAt) < g.MinDwell {
+			next := s
+			next.Phase = phaseOf(cfg, s.Step)
+			next.Reason, next.Message = ReasonCollecting, fmt.Sprintf("step %d (canary %d%%): no comparisons yet", s.Step, s.Weight)
+			return next, Decision{Action: ActionNone, Reason: ReasonCollecting, Message: next.Message, Weight: s.Weight, Write: !SameMaterial(s, next)}
+		}
 		return unknown(cfg, s, obs, ReasonNoData, fmt.Sprintf("no comparisons since %s", s.StepStartedAt.UTC().Format(time.RFC3339)))
 	}
 	if rate := float64(ev.StableFailures) / float64(ev.Exchanges); rate > g.MaxStableErrorRate {
