@@ -22,10 +22,8 @@ func tickUntil(t *testing.T, f *fixture, c *rollout.Controller, clk *clock, n in
 	for range n {
 		_, err := c.Tick(ctx)
 		require.NoError(t, err)
-		var r any
 		routes, st, _ := f.read(ctx, t)
-		r = routes
-		require.Equal(t, st.Weight, routes.CanaryWeight(), "step and weight disagree on the server: %v", r)
+		require.Equal(t, st.Weight, routes.CanaryWeight(), "step and weight disagree on the server")
 		s = st
 		if done(s) {
 			return s
@@ -124,7 +122,7 @@ func TestRestartResumesAtTheSameStepWithoutDoubleStep(t *testing.T) {
 	require.NoError(t, err)
 
 	restarted := f.controller(t, src, clk, false) // a new process: nothing in memory
-	d, err := restarted.Tick(ctx)                  // same fake minute: not enough dwell yet
+	d, err := restarted.Tick(ctx)                 // same fake minute: not enough dwell yet
 	require.NoError(t, err)
 	assert.Equal(t, rollout.ReasonCollecting, d.Reason)
 	_, s, _ = f.read(ctx, t)
