@@ -166,7 +166,8 @@ func (s *shell) observe(vs *unstructured.Unstructured) (Routes, error) {
 // SetRoutes makes the managed route carry want. It validates first (an
 // invalid want never reaches the backend), writes only if something changed,
 // retries conflicts by re-reading and recomputing, and refuses (ErrDrift) to
-// overwrite weights someone else changed since our last write. Safe for
+// overwrite weights someone else changed since our last write. With
+// IfVersion it makes one attempt and never retries (ErrStale). Safe for
 // concurrent use; blocks on I/O, bounded by ctx.
 func (s *shell) SetRoutes(ctx context.Context, want Routes, opts ...SetOption) error {
 	var o setOptions
