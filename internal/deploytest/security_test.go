@@ -333,4 +333,3 @@ func routerConfigYAML(t *testing.T, objs []*unstructured.Unstructured) string {
 
 // duration reads "30s" the way the router's config does.
 type duration = metav1.Duration
-
