@@ -40,6 +40,19 @@ func BenchmarkProbabilities10(b *testing.B) {
 	}
 }
 
+// BenchmarkProbabilities10Confident is the common shape of a trained
+// classifier's answer: one dominant class, the rest small, in no order.
+// (probs10a above is nearly ascending, the worst case for top-k insertion.)
+func BenchmarkProbabilities10Confident(b *testing.B) {
+	defer cpuPerOp(b)()
+	s := []float64{0.002, 0.001, 0.93, 0.01, 0.004, 0.02, 0.003, 0.015, 0.01, 0.005}
+	c := []float64{0.003, 0.001, 0.91, 0.02, 0.004, 0.025, 0.002, 0.02, 0.01, 0.005}
+	b.ReportAllocs()
+	for b.Loop() {
+		sink = Probabilities(s, c, DefaultTopK, true)
+	}
+}
+
 func BenchmarkProbabilities10Logits(b *testing.B) {
 	defer cpuPerOp(b)()
 	la := []float64{-2, -1, 0.5, 1, 3, -0.5, 0, 2, 1.5, -3}
