@@ -19,27 +19,23 @@ package evidence
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
 // Metric names both sources read. They are the pipeline's public contract.
 const (
-	MetricComparisons = "shadowsplit_comparisons_total"         // {outcome}
-	MetricInstances   = "shadowsplit_compared_instances_total"  // {result="agree|disagree"}
-	MetricUpstream    = "shadowsplit_upstream_duration_seconds" // histogram {role}
-	MetricWindowLat   = "shadowsplit_window_latency_seconds"    // gauge {role,quantile}
+	MetricComparisons     = "shadowsplit_comparisons_total"        // {outcome}
+	MetricInstances       = "shadowsplit_compared_instances_total" // {result="agree|disagree"}
+	MetricWindowLat       = "shadowsplit_window_latency_seconds"   // gauge {role,quantile}
+	MetricWindowInstances = "shadowsplit_window_instances"         // gauge
 )
-
-// ErrNoData: the source answered, but holds nothing for the period (no
-// series at all). Callers treat it as unknown, never as healthy.
-var ErrNoData = errors.New("no evidence for the period")
 
 // Source measures the canary. Implementations are safe for concurrent use
 // and block on I/O bounded by ctx.
 type Source interface {
 	// Evidence returns what was observed from since until now. A failure to
-	// measure is an error (never a zero Evidence that looks healthy).
+	// measure is an error (never a zero Evidence that looks healthy); no
+	// traffic is Exchanges == 0, which the rollout treats as unknown.
 	Evidence(ctx context.Context, since time.Time) (Evidence, error)
 }
 
