@@ -61,15 +61,15 @@ const (
 
 // Decision is Next's verdict with its reason.
 type Decision struct {
-	Action  Action
-	Reason  Reason
-	Message string
+	Action  Action `json:"action"`
+	Reason  Reason `json:"reason"`
+	Message string `json:"message"`
 	// Write says the new State (and Weight) must be written to the
 	// VirtualService in one conditional update. False for decisions that
 	// only change in-memory counters, and always false when the weights
 	// drifted: the router never fights a human edit.
-	Write  bool
-	Weight int32
+	Write  bool  `json:"write"`
+	Weight int32 `json:"weight"`
 }
 
 // Next is the whole state machine: from the current State and one
