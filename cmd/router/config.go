@@ -122,6 +122,12 @@ type ModelCompare struct {
 	TopK        int      `json:"topK"`
 	NaN         string   `json:"nan"`
 	IgnorePaths []string `json:"ignorePaths"`
+	// MaxJS, when positive, also requires probability vectors to be within
+	// this Jensen-Shannon divergence (base 2, 0..1) to agree.
+	MaxJS float64 `json:"maxJS"`
+	// LabelNames maps class indices to names, so an index from one model
+	// can agree with a name from the other, and reports name classes.
+	LabelNames []string `json:"labelNames"`
 }
 
 // AdminConfig protects the admin API.
@@ -331,6 +337,9 @@ func validateModelCompare(prefix string, m ModelCompare, bad func(string, any, s
 	}
 	if m.RelTol < 0 {
 		bad(prefix+".relTol", m.RelTol, "must not be negative")
+	}
+	if m.MaxJS < 0 || m.MaxJS > 1 {
+		bad(prefix+".maxJS", m.MaxJS, "must be between 0 and 1")
 	}
 	if m.TopK < 0 {
 		bad(prefix+".topK", m.TopK, "must not be negative")

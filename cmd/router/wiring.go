@@ -91,6 +91,8 @@ func compareOptions(m ModelCompare) compare.Options {
 		RelTol:      m.RelTol,
 		TopK:        m.TopK,
 		IgnorePaths: m.IgnorePaths,
+		MaxJS:       m.MaxJS,
+		LabelNames:  m.LabelNames,
 	}
 	if o.Mode == "auto" {
 		o.Mode = compare.ModeAuto
