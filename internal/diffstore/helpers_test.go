@@ -3,8 +3,8 @@ package diffstore
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 

@@ -47,8 +47,8 @@ type sqlDialect struct {
 	name string
 	// ph returns the n-th (1-based) placeholder.
 	ph func(n int) string
-	// lock serialises migrations across replicas inside tx.
-	lock func(ctx context.Context, tx *sql.Tx) error
+	// lock serialises migrations across replicas on conn until unlock.
+	lock func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
 	// usedBytes is the store's size as retention counts it.
 	usedBytes func(ctx context.Context, db *sql.DB) (int64, error)
 }
@@ -77,7 +77,7 @@ func openSQLite(file string, maxPages int) (*sqlBackend, error) {
 	return &sqlBackend{db: db, d: sqlDialect{
 		name: "sqlite",
 		ph:   func(int) string { return "?" },
-		lock: func(context.Context, *sql.Tx) error { return nil }, // one writer per file
+		lock: func(context.Context, *sql.Conn) (func(), error) { return func() {}, nil }, // one writer per file
 		usedBytes: func(ctx context.Context, db *sql.DB) (int64, error) {
 			var pages, free, size int64
 			err := db.QueryRowContext(ctx, "SELECT (SELECT page_count FROM pragma_page_count()), (SELECT freelist_count FROM pragma_freelist_count()), (SELECT page_size FROM pragma_page_size())").Scan(&pages, &free, &size)
@@ -98,10 +98,13 @@ func openPostgres(dsn string) (*sqlBackend, error) {
 	return &sqlBackend{db: db, d: sqlDialect{
 		name: "postgres",
 		ph:   func(n int) string { return "$" + strconv.Itoa(n) },
-		lock: func(ctx context.Context, tx *sql.Tx) error {
-			// Replicas starting together migrate one at a time.
-			_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7337001)")
-			return err
+		lock: func(ctx context.Context, conn *sql.Conn) (func(), error) {
+			// Replicas starting together migrate one at a time (even
+			// CREATE TABLE IF NOT EXISTS races in PostgreSQL).
+			if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(7337001)"); err != nil {
+				return nil, err
+			}
+			return func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7337001)") }, nil
 		},
 		usedBytes: func(ctx context.Context, db *sql.DB) (int64, error) {
 			// Live rows times their average size: the relation size would
@@ -129,7 +132,17 @@ func (b *sqlBackend) Migrate(ctx context.Context) error {
 		return fmt.Errorf("%s: migrations: %w", b.d.name, err)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	if _, err := b.db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)"); err != nil {
+	conn, err := b.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: connect: %w", b.d.name, err)
+	}
+	defer conn.Close()
+	unlock, err := b.d.lock(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("%s: migration lock: %w", b.d.name, err)
+	}
+	defer unlock()
+	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)"); err != nil {
 		return fmt.Errorf("%s: create schema_migrations: %w", b.d.name, err)
 	}
 	for _, e := range entries {
@@ -138,26 +151,23 @@ func (b *sqlBackend) Migrate(ctx context.Context) error {
 		if !ok || err != nil {
 			return fmt.Errorf("%s: migration %s: name must start with a number and '_'", b.d.name, e.Name())
 		}
-		if err := b.apply(ctx, dir, e.Name(), version); err != nil {
+		if err := b.apply(ctx, conn, dir, e.Name(), version); err != nil {
 			return fmt.Errorf("%s: migration %s: %w", b.d.name, e.Name(), err)
 		}
 	}
 	return nil
 }
 
-func (b *sqlBackend) apply(ctx context.Context, dir, name string, version int) error {
+func (b *sqlBackend) apply(ctx context.Context, conn *sql.Conn, dir, name string, version int) error {
 	body, err := migrationsFS.ReadFile(path.Join(dir, name))
 	if err != nil {
 		return err
 	}
-	tx, err := b.db.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if err := b.d.lock(ctx, tx); err != nil {
-		return err
-	}
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = "+b.d.ph(1), version).Scan(&n); err != nil {
 		return err
