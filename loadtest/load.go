@@ -41,7 +41,10 @@ type Result struct {
 	// Elapsed is the measured window (warm-up excluded).
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// Sent counts requests issued in the window; OK those answered 2xx.
-	Sent   uint64 `json:"sent"`
+	Sent uint64 `json:"sent"`
+	// Issued counts every request, warm-up included: the denominator for
+	// per-request costs measured outside the generator (e.g. server CPU).
+	Issued uint64 `json:"issued"`
 	OK     uint64 `json:"ok"`
 	Errors uint64 `json:"errors"`
 	// Statuses counts answers by status code; transport errors count as 0.
@@ -97,6 +100,7 @@ type worker struct {
 	lat, lag *Histogram
 	statuses map[int]uint64
 	sent, ok uint64
+	issued   uint64
 	firstErr string
 }
 
@@ -161,6 +165,7 @@ func collect(r *Result, ws []*worker) {
 		lat.Merge(w.lat)
 		lag.Merge(w.lag)
 		r.Sent += w.sent
+		r.Issued += w.issued
 		r.OK += w.ok
 		for s, c := range w.statuses {
 			r.Statuses[s] += c

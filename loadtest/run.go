@@ -80,6 +80,7 @@ func RunOpen(ctx context.Context, cfg OpenConfig) (Result, error) {
 		for j := range jobs {
 			sendAt := time.Now()
 			status, err := w.do(ctx, j.i)
+			w.issued++
 			if j.measure {
 				w.count(status, err, time.Since(j.intended))
 				w.lag.Record(sendAt.Sub(j.intended))
@@ -137,6 +138,7 @@ func RunClosed(ctx context.Context, cfg ClosedConfig) (Result, error) {
 				return
 			}
 			status, err := w.do(ctx, i)
+			w.issued++
 			if !t0.Before(from) {
 				w.count(status, err, time.Since(t0))
 			}

@@ -36,6 +36,7 @@ func TestOpenLoopSendsExactlyRateTimesDuration(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(100), r.Sent, "warm-up requests are not counted")
+	assert.Equal(t, uint64(120), r.Issued, "but they were issued")
 	assert.Equal(t, uint64(100), r.OK)
 	assert.Zero(t, r.Errors)
 	assert.Equal(t, map[int]uint64{200: 100}, r.Statuses)

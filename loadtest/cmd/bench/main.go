@@ -216,6 +216,9 @@ type endpoint struct {
 	name    string
 	base    string
 	metrics string
+	// proxy is the process between the generator and stable; nil for the
+	// direct path.
+	proxy *proc
 }
 
 type environment struct {
@@ -223,6 +226,8 @@ type environment struct {
 	baseBare, baseMirror, baseMirrorSlow endpoint
 	router0, router100, router100Slow    endpoint
 	haveRouter                           bool
+	// models are the model servers, whose CPU every run also reads.
+	models []*proc
 }
 
 func startAll(ctx context.Context, sup *supervisor, o options, b binaries, stderr io.Writer) (environment, error) {
@@ -253,6 +258,7 @@ func startAll(ctx context.Context, sup *supervisor, o options, b binaries, stder
 		if err := waitReady(ctx, p, url(m.addr)+"/v2/health/ready", 20*time.Second); err != nil {
 			return env, err
 		}
+		env.models = append(env.models, p)
 	}
 	stable, canary, canarySlow := url(models[0].addr), url(models[1].addr), url(models[2].addr)
 	env.direct = endpoint{name: "direct → stable", base: stable}
@@ -281,7 +287,7 @@ func startAll(ctx context.Context, sup *supervisor, o options, b binaries, stder
 		if err := waitReady(ctx, p, url(addr)+"/v2/health/ready", 10*time.Second); err != nil {
 			return env, err
 		}
-		*bl.ep = endpoint{name: bl.label, base: url(addr)}
+		*bl.ep = endpoint{name: bl.label, base: url(addr), proxy: p}
 	}
 
 	env.router0 = endpoint{name: "router: shadow 0%"}
@@ -319,7 +325,7 @@ func startAll(ctx context.Context, sup *supervisor, o options, b binaries, stder
 			fmt.Fprintf(stderr, "bench: router does not proxy health to stable, its rows will be TODO: %v\n", err)
 			return env, nil
 		}
-		r.ep.base, r.ep.metrics = url(data), url(admin)+"/metrics"
+		r.ep.base, r.ep.metrics, r.ep.proxy = url(data), url(admin)+"/metrics", p
 	}
 	env.haveRouter = true
 	return env, nil

@@ -34,6 +34,28 @@ type runResult struct {
 	Round    int                `json:"round"`
 	Result   loadtest.Result    `json:"result"`
 	Shadow   map[string]float64 `json:"shadow,omitempty"`
+	// ProxyCPU and ModelsCPU are the CPU time the proxy process and the
+	// model servers used during the run, warm-up included (divide by
+	// Result.Issued). Unlike latency on a shared machine, CPU per request
+	// barely depends on what else is running.
+	ProxyCPU  time.Duration `json:"proxy_cpu_ns"`
+	ModelsCPU time.Duration `json:"models_cpu_ns"`
+}
+
+// perRequest returns d divided over the run's issued requests.
+func (r runResult) perRequest(d time.Duration) time.Duration {
+	if r.Result.Issued == 0 {
+		return 0
+	}
+	return d / time.Duration(r.Result.Issued)
+}
+
+func cpuOf(ps []*proc) time.Duration {
+	var t time.Duration
+	for _, p := range ps {
+		t += p.cpu()
+	}
+	return t
 }
 
 type results struct {
@@ -88,11 +110,13 @@ func measure(ctx context.Context, o options, b binaries, env environment, stderr
 				}
 				fmt.Fprintf(stderr, "bench: round %d/%d %s loop: %s\n", round, o.rounds, mode, s.ep.name)
 				before := scrape(s.ep.metrics)
+				proxyCPU, modelsCPU := s.ep.proxy.cpu(), cpuOf(env.models)
 				r, err := loadgen(ctx, o, b, s.ep, mode)
 				if err != nil {
 					return res, err
 				}
-				rr := runResult{Key: s.key, Endpoint: s.ep.name, Round: round, Result: r}
+				rr := runResult{Key: s.key, Endpoint: s.ep.name, Round: round, Result: r,
+					ProxyCPU: s.ep.proxy.cpu() - proxyCPU, ModelsCPU: cpuOf(env.models) - modelsCPU}
 				if s.ep.metrics != "" {
 					// Shadows finish after their client answers: give the
 					// pool a moment to drain before reading the counters.

@@ -49,3 +49,13 @@ func TestSupervisorStopsWhatItStarted(t *testing.T) {
 	assert.Empty(t, sup.stopAll(), "sleep stops on SIGTERM")
 	assert.True(t, p.exited())
 }
+
+func TestProcCPUReadsProcStat(t *testing.T) {
+	sup := &supervisor{logDir: t.TempDir()}
+	defer sup.stopAll()
+	p, err := sup.start("burner", "sh", "-c", "i=0; while [ $i -lt 100000000 ]; do i=$((i+1)); done")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return p.cpu() >= 20*time.Millisecond }, 20*time.Second, 10*time.Millisecond)
+	var none *proc
+	assert.Zero(t, none.cpu(), "the direct path has no proxy process")
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -104,6 +105,38 @@ func (p *proc) exited() bool {
 	default:
 		return false
 	}
+}
+
+// userHZ is the unit of utime/stime in /proc/PID/stat; Linux fixes it at
+// 100 for user space whatever the kernel's own tick rate.
+const userHZ = 100
+
+// cpu returns the CPU time (user + system) p has used so far, or 0 when it
+// cannot be read (not Linux, or p gone).
+func (p *proc) cpu() time.Duration {
+	if p == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may contain spaces; fields after its
+	// closing parenthesis are fixed: state is field 3, utime 14, stime 15.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * time.Second / userHZ
 }
 
 // tail returns the end of p's log, for error messages.

@@ -54,12 +54,12 @@ func report(w io.Writer, o options, b binaries, res results) {
 
 	direct, haveDirect := median(res.Open, kDirect, p99)
 	fmt.Fprintf(w, "\n### Open loop at %g requests/s (latency from the intended send time, ms)\n\n", o.rate)
-	fmt.Fprintln(w, "| path | p50 | p90 | p99 | p99.9 | max | errors | p99 − direct | generator lag p99 |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| path | p50 | p90 | p99 | p99.9 | max | errors | p99 − direct | generator lag p99 | proxy CPU µs/req | models CPU µs/req |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, k := range []string{kDirect, kBare, kRouter0, kMirror, kRouter100, kMirrorSlow, kRouterSlow} {
 		r, ok := median(res.Open, k, p99)
 		if !ok {
-			fmt.Fprintf(w, "| %s | TODO | | | | | | | |\n", labelOf(k))
+			fmt.Fprintf(w, "| %s | TODO | | | | | | | | | |\n", labelOf(k))
 			continue
 		}
 		l := r.Result.Latency
@@ -67,19 +67,20 @@ func report(w io.Writer, o options, b binaries, res results) {
 		if haveDirect && k != kDirect {
 			over = fmt.Sprintf("%+.2f", float64(l.P99-direct.Result.Latency.P99)/1e6)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %s | %s |\n", r.Endpoint,
-			msf(l.P50), msf(l.P90), msf(l.P99), msf(l.P999), msf(l.Max), r.Result.Errors, over, msf(r.Result.SendLag.P99))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", r.Endpoint,
+			msf(l.P50), msf(l.P90), msf(l.P99), msf(l.P999), msf(l.Max), r.Result.Errors, over, msf(r.Result.SendLag.P99),
+			cpuCell(r, r.ProxyCPU), cpuCell(r, r.ModelsCPU))
 	}
 
 	bare, _ := median(res.Closed, kBare, throughput)
 	mirror, _ := median(res.Closed, kMirror, throughput)
 	fmt.Fprintf(w, "\n### Closed loop, %d workers (throughput)\n\n", o.workers)
-	fmt.Fprintln(w, "| path | requests/s | p50 ms | p99 ms | errors | ratio |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| path | requests/s | p50 ms | p99 ms | errors | ratio | proxy CPU µs/req | models CPU µs/req |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---:|---:|")
 	for _, k := range []string{kDirect, kBare, kRouter0, kMirror, kRouter100} {
 		r, ok := median(res.Closed, k, throughput)
 		if !ok {
-			fmt.Fprintf(w, "| %s | TODO | | | | |\n", labelOf(k))
+			fmt.Fprintf(w, "| %s | TODO | | | | | | |\n", labelOf(k))
 			continue
 		}
 		ratio := ""
@@ -89,8 +90,9 @@ func report(w io.Writer, o options, b binaries, res results) {
 		case kRouter100:
 			ratio = fmt.Sprintf("%.2f× proxy + mirror", r.Result.Throughput/mirror.Result.Throughput)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %d | %s |\n", r.Endpoint, r.Result.Throughput,
-			msf(r.Result.Latency.P50), msf(r.Result.Latency.P99), r.Result.Errors, ratio)
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %d | %s | %s | %s |\n", r.Endpoint, r.Result.Throughput,
+			msf(r.Result.Latency.P50), msf(r.Result.Latency.P99), r.Result.Errors, ratio,
+			cpuCell(r, r.ProxyCPU), cpuCell(r, r.ModelsCPU))
 	}
 
 	fmt.Fprintln(w, "\n### Targets (issue 2), each a comparison inside this run")
@@ -179,6 +181,14 @@ func report(w io.Writer, o options, b binaries, res results) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// cpuCell is CPU time per issued request in µs; empty when not measured.
+func cpuCell(r runResult, d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f", float64(r.perRequest(d))/1e3)
 }
 
 func labelOf(k string) string {
