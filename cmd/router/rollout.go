@@ -102,6 +102,7 @@ func (r RolloutConfig) validate(mode string) []error {
 	if !r.Enabled {
 		return nil
 	}
+	r = withRolloutDefaults(r)
 	var errs []error
 	bad := func(field string, value any, msg string) {
 		errs = append(errs, &fieldError{Field: "rollout." + field, Value: fmt.Sprintf("%q", fmt.Sprint(value)), Msg: msg})
