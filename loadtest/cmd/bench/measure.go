@@ -118,9 +118,9 @@ func measure(ctx context.Context, o options, b binaries, env environment, stderr
 				rr := runResult{Key: s.key, Endpoint: s.ep.name, Round: round, Result: r,
 					ProxyCPU: s.ep.proxy.cpu() - proxyCPU, ModelsCPU: cpuOf(env.models) - modelsCPU}
 				if s.ep.metrics != "" {
-					// Shadows finish after their client answers: give the
-					// pool a moment to drain before reading the counters.
-					time.Sleep(500 * time.Millisecond)
+					// Shadows finish after their client answers: let the
+					// queue drain before reading the counters.
+					waitDrained(ctx, s.ep.metrics, 10*time.Second)
 					rr.Shadow = delta(before, scrape(s.ep.metrics))
 				}
 				if mode == "open" {
@@ -163,9 +163,28 @@ func median(rs []runResult, key string, by func(loadtest.Result) float64) (runRe
 // scrapedPrefixes are the router counters the report quotes.
 var scrapedPrefixes = []string{"shadowsplit_shadow_total", "shadowsplit_comparisons_total", "shadowsplit_compare"}
 
+// queueDepth is the router's gauge of shadow jobs waiting.
+const queueDepth = "shadowsplit_shadow_queue_depth"
+
+// waitDrained polls the router's queue-depth gauge until it reads 0 (plus a
+// short grace for the jobs in the workers' hands), or the timeout.
+func waitDrained(ctx context.Context, url string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		m := scrapeWith(url, []string{queueDepth})
+		if v, ok := m[queueDepth]; !ok || v == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+}
+
 // scrape reads the counters from a Prometheus text endpoint; nil on any
 // failure (the report then says the counters were unavailable).
-func scrape(url string) map[string]float64 {
+func scrape(url string) map[string]float64 { return scrapeWith(url, scrapedPrefixes) }
+
+func scrapeWith(url string, prefixes []string) map[string]float64 {
 	if url == "" {
 		return nil
 	}
@@ -180,7 +199,7 @@ func scrape(url string) map[string]float64 {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !hasAnyPrefix(line, scrapedPrefixes) {
+		if !hasAnyPrefix(line, prefixes) {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
