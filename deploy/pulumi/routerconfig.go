@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The router's config file, in cmd/router's vocabulary (docs/configuration.md).
+// Only the keys this program sets; the router's defaults cover the rest.
+// The router decodes the file strictly, so a key here that cmd/router does
+// not know stops the pod: TestRouterConfigMatchesKustomize keeps this in step
+// with deploy/kustomize, whose config internal/deploytest runs the real
+// router on.
+type routerConfigFile struct {
+	Mode          string          `yaml:"mode"`
+	Listen        string          `yaml:"listen"`
+	AdminListen   string          `yaml:"adminListen"`
+	Stable        upstreamConfig  `yaml:"stable"`
+	Canary        upstreamConfig  `yaml:"canary"`
+	Shadow        *shadowConfig   `yaml:"shadow,omitempty"`
+	Tap           *tapConfig      `yaml:"tap,omitempty"`
+	Compare       compareConfig   `yaml:"compare"`
+	Admin         adminConfig     `yaml:"admin"`
+	Telemetry     telemetryConfig `yaml:"telemetry"`
+	ShutdownDrain string          `yaml:"shutdownDrain"`
+}
+
+type upstreamConfig struct {
+	URL     string `yaml:"url"`
+	Model   string `yaml:"model,omitempty"`
+	Timeout string `yaml:"timeout"`
+}
+
+type shadowConfig struct {
+	Percent int `yaml:"percent"`
+}
+
+type tapConfig struct {
+	MaxInFlight        int `yaml:"maxInFlight"`
+	MaxReplayPerSecond int `yaml:"maxReplayPerSecond"`
+}
+
+type compareConfig struct {
+	Window string `yaml:"window"`
+}
+
+type adminConfig struct {
+	TokenFile string `yaml:"tokenFile"`
+}
+
+type telemetryConfig struct {
+	Traces   string `yaml:"traces"`
+	LogLevel string `yaml:"logLevel"`
+}
+
+// Paths inside the router pod; the Deployment mounts the ConfigMap and the
+// Secret there.
+const (
+	configDir      = "/etc/shadowsplit/config"
+	configFileName = "config.yaml"
+	secretDir      = "/etc/shadowsplit/secret"
+	tokenFileName  = "admin-token"
+	dataDir        = "/var/lib/shadowsplit"
+	// shutdownDrainSeconds and stableTimeoutSeconds size the pod's
+	// terminationGracePeriodSeconds.
+	shutdownDrainSeconds = 10
+	stableTimeoutSeconds = 30
+	routerPort           = 8080
+	adminPort            = 9090
+)
+
+// routerConfig renders the router's config.yaml for s. The router calls the
+// model Services directly, never the public host (which would loop back
+// through the VirtualService).
+func routerConfig(s Settings) ([]byte, error) {
+	f := routerConfigFile{
+		Mode:        s.Shape,
+		Listen:      fmt.Sprintf(":%d", routerPort),
+		AdminListen: fmt.Sprintf(":%d", adminPort),
+		Stable:      upstreamConfig{URL: fmt.Sprintf("http://%s:%d", s.stableService(), s.Stable.Port), Timeout: fmt.Sprintf("%ds", stableTimeoutSeconds)},
+		Canary: upstreamConfig{URL: fmt.Sprintf("http://%s:%d", s.canaryService(), s.Canary.Port), Timeout: "5s",
+			Model: s.CanaryModelName},
+		Compare:       compareConfig{Window: "5m"},
+		Admin:         adminConfig{TokenFile: secretDir + "/" + tokenFileName},
+		Telemetry:     telemetryConfig{Traces: "none", LogLevel: "info"},
+		ShutdownDrain: fmt.Sprintf("%ds", shutdownDrainSeconds),
+	}
+	if s.Shape == shapeTap {
+		// The sample is the VirtualService's mirrorPercentage; this budget
+		// bounds the extra load replays put on stable.
+		f.Tap = &tapConfig{MaxInFlight: 64, MaxReplayPerSecond: 100}
+	} else {
+		f.Shadow = &shadowConfig{Percent: s.ShadowPercent}
+	}
+	out, err := yaml.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("router config: %w", err)
+	}
+	return out, nil
+}
