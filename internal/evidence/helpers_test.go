@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -45,4 +46,13 @@ func record(p *pipeline.Pipeline, agree, disagree, failed int) {
 	for range failed {
 		p.Record(exchange("1", 503))
 	}
+}
+
+// waitUp waits until Prometheus has scraped n targets successfully.
+func waitUp(ctx context.Context, t *testing.T, p *Prometheus, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		v, err := p.query(ctx, `count(up{job="shadowsplit"} == 1)`, time.Now())
+		return err == nil && len(v) == 1 && int(v[0].Value) == n
+	}, 30*time.Second, 200*time.Millisecond, "prometheus never scraped %d targets", n)
 }

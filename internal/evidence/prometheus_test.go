@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shadowsplit/shadowsplit/internal/evidence/promtest"
 )
 
 // TestPrometheusSumsEveryReplica: two router replicas (real pipelines,
@@ -27,7 +29,7 @@ func TestPrometheusSumsEveryReplica(t *testing.T) {
 	b := httptest.NewServer(promhttp.HandlerFor(regb, promhttp.HandlerOpts{}))
 	defer b.Close()
 
-	prom := startPrometheus(t, strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://"))
+	prom := promtest.Start(t, strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://"))
 	src, err := NewPrometheus(PrometheusConfig{URL: prom.URL, Selector: `job="shadowsplit",namespace="models"`, Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	waitUp(ctx, t, src, 2)

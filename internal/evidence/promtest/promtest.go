@@ -1,7 +1,12 @@
-package evidence
+// Package promtest starts a real Prometheus server (Debian package
+// `prometheus`) for a test: on 127.0.0.1, scraping the given targets every
+// second, with its TSDB in the test's temporary directory, stopped by PID
+// when the test ends. Without the binary the test is skipped, or fails
+// when CI=true or SHADOWSPLIT_REQUIRE_PROMETHEUS=1 (install it with
+// hack/deps.d/40-prometheus.sh).
+package promtest
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,15 +21,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// promServer is a real Prometheus (Debian package `prometheus`) started for
-// one test on 127.0.0.1, scraping the given targets every second, with its
-// TSDB in a temporary directory. It is stopped by PID at cleanup.
-type promServer struct {
+// Server is a running Prometheus. Stop is safe to call more than once and
+// from the test's goroutine only.
+type Server struct {
 	URL string
 	cmd *exec.Cmd
 }
 
-func startPrometheus(t *testing.T, targets ...string) *promServer {
+// Start runs Prometheus scraping targets (host:port) as job "shadowsplit"
+// with the extra label namespace="models", and waits until it is ready.
+func Start(t *testing.T, targets ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -62,7 +68,7 @@ scrape_configs:
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
 	require.NoError(t, cmd.Start())
-	s := &promServer{URL: "http://" + addr, cmd: cmd}
+	s := &Server{URL: "http://" + addr, cmd: cmd}
 	t.Cleanup(s.Stop)
 
 	client := &http.Client{Timeout: time.Second}
@@ -84,7 +90,7 @@ scrape_configs:
 
 // Stop ends the process it started (SIGTERM, then SIGKILL after 10s). It
 // is idempotent.
-func (s *promServer) Stop() {
+func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
@@ -99,13 +105,4 @@ func (s *promServer) Stop() {
 		_ = cmd.Process.Kill()
 		<-done
 	}
-}
-
-// waitUp waits until Prometheus has scraped n targets successfully.
-func waitUp(ctx context.Context, t *testing.T, p *Prometheus, n int) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		v, err := p.query(ctx, `count(up{job="shadowsplit"} == 1)`, time.Now())
-		return err == nil && len(v) == 1 && int(v[0].Value) == n
-	}, 30*time.Second, 200*time.Millisecond, "prometheus never scraped %d targets", n)
 }
