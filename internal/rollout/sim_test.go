@@ -113,6 +113,15 @@ func TestSimulatedFalseDecisionRates(t *testing.T) {
 	assert.LessOrEqual(t, falseAdv, cfg.Gates.PromoteAlpha, "false advance (promote) rate")
 	assert.LessOrEqual(t, falseRB, cfg.Gates.RollbackAlpha, "false rollback rate")
 
+	// With loose alphas the false decisions become visible, and still stay
+	// within their bounds: the guarantee is not only met by never deciding.
+	loose := Config{Gates: Gates{AgreementThreshold: 0.99, PromoteAlpha: 0.3, RollbackAlpha: 0.3}}.WithDefaults()
+	l := simulate(t, loose, 0.01, 300, maxTicks, perTick, 6)
+	t.Logf("same canary, alphas 30%%: advanced %d/300 (%.1f%%), rolled back %d/300 (%.1f%%)",
+		l.advanced, 100*float64(l.advanced)/300, l.rolledBack, 100*float64(l.rolledBack)/300)
+	assert.LessOrEqual(t, float64(l.advanced)/300, loose.Gates.PromoteAlpha)
+	assert.LessOrEqual(t, float64(l.rolledBack)/300, loose.Gates.RollbackAlpha)
+
 	// Just outside and just inside: 98.8% must not be promoted, 99.2% not
 	// rolled back.
 	bad := simulate(t, cfg, 0.012, 100, maxTicks, perTick, 2)
