@@ -1,0 +1,105 @@
+package report
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"time"
+)
+
+//go:embed report.html.tmpl
+var pageTmpl string
+
+var page = template.Must(template.New("report").Funcs(template.FuncMap{
+	"pct":   pct,
+	"deref": func(f *float64) float64 { return *f },
+	"num":   num,
+	"ipct": func(i *Interval) string {
+		if i == nil {
+			return "–"
+		}
+		return pct(i.Rate)
+	},
+	"ts": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") + " UTC" },
+	"tsp": func(t *time.Time) string {
+		if t == nil {
+			return "–"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05") + " UTC"
+	},
+	"kappa": func(k *float64) string {
+		if k == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%.3f", *k)
+	},
+	"short": func(b json.RawMessage) string {
+		s := string(b)
+		if s == "" {
+			return "–"
+		}
+		if len(s) > 160 {
+			s = s[:157] + "…"
+		}
+		return s
+	},
+	"inputs": func(m map[string]any) string {
+		if len(m) == 0 {
+			return ""
+		}
+		var parts []string
+		for _, k := range sortedKeys(m) {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
+		}
+		return strings.Join(parts, " ")
+	},
+	"agreementChart": agreementChart,
+	"latencyChart": func(l LatencyReport) template.HTML {
+		return histogram("latency of both models", "latency (ms)", []*Distribution{l.Stable, l.Canary}, []string{colStable, colCanary}, []string{"stable", "canary"})
+	},
+	"hist": func(d *Distribution, title, xtitle string) template.HTML {
+		return histogram(title, xtitle, []*Distribution{d}, []string{colCanary}, []string{title})
+	},
+	"scatter": scatter,
+	"heat":    heat,
+	"rowsum": func(row []float64) float64 {
+		t := 0.0
+		for _, c := range row {
+			t += c
+		}
+		return t
+	},
+	"bar": func(x float64) template.CSS { return template.CSS(fmt.Sprintf("width: %.1f%%", 100*min(max(x, 0), 1))) },
+	"ms": func(d *Distribution, which string) string {
+		if d == nil {
+			return "–"
+		}
+		switch which {
+		case "p50":
+			return num(d.P50)
+		case "p90":
+			return num(d.P90)
+		case "p99":
+			return num(d.P99)
+		case "mean":
+			return num(d.Mean)
+		}
+		return num(d.Count)
+	},
+	"safeURL": func(s string) template.URL {
+		// Only http(s) trace links are rendered as links.
+		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+			return template.URL(s) //nolint:gosec // scheme checked, the template escapes it as an attribute
+		}
+		return ""
+	},
+}).Parse(pageTmpl))
+
+// Render writes the report as one self-contained HTML page (inline CSS and
+// SVG, no script, no external resource): it works offline and as a file.
+func Render(w io.Writer, s *Summary) error {
+	return page.Execute(w, s)
+}
