@@ -107,7 +107,7 @@ func TestVirtualServiceShapes(t *testing.T) {
 		var cfg map[string]any
 		require.NoError(t, yaml.Unmarshal([]byte(routerConfigOf(t, r)), &cfg))
 		assert.Equal(t, "tap", cfg["mode"])
-		assert.Nil(t, cfg["shadow"], "tap samples with mirrorPercentage, not shadow.percent")
+		assert.Equal(t, 100, path(cfg, "shadow", "percent"), "Istio samples (mirrorPercentage); the router replays every copy")
 	})
 	t.Run("the router owns the weights after install", func(t *testing.T) {
 		assert.Equal(t, []string{"spec.http[0].route[0].weight", "spec.http[0].route[1].weight"},

@@ -86,12 +86,13 @@ func routerConfig(s Settings) ([]byte, error) {
 		Telemetry:     telemetryConfig{Traces: "none", LogLevel: "info"},
 		ShutdownDrain: fmt.Sprintf("%ds", shutdownDrainSeconds),
 	}
+	f.Shadow = &shadowConfig{Percent: s.ShadowPercent}
 	if s.Shape == shapeTap {
-		// The sample is the VirtualService's mirrorPercentage; this budget
-		// bounds the extra load replays put on stable.
+		// Istio samples (mirrorPercentage): the router replays every copy
+		// it is sent (a tap router with shadow.percent 0 replays nothing),
+		// within a budget that bounds the extra load on stable.
+		f.Shadow = &shadowConfig{Percent: 100}
 		f.Tap = &tapConfig{MaxInFlight: 64, MaxReplayPerSecond: 100}
-	} else {
-		f.Shadow = &shadowConfig{Percent: s.ShadowPercent}
 	}
 	out, err := yaml.Marshal(f)
 	if err != nil {

@@ -2,7 +2,9 @@ package deploytest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,32 +20,133 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shadowsplit/shadowsplit/loadtest"
 )
 
-// buildRouter builds cmd/router once per test into a temporary directory.
-func buildRouter(t *testing.T) string {
+// buildBinaries builds cmd/router and cmd/modelserver into a temporary
+// directory (incremental: the Go build cache makes a rebuild a relink).
+func buildBinaries(t *testing.T) (router, modelserver string) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "router")
+	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/router")
-	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build ./cmd/router: %s", out)
-	return bin
+	for _, name := range []string{"router", "modelserver"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "GOWORK=off")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go build ./cmd/%s: %s", name, out)
+	}
+	return filepath.Join(dir, "router"), filepath.Join(dir, "modelserver")
 }
 
-var listeningLine = regexp.MustCompile(`shadowsplit router listening data=(\S+) admin=(\S+)`)
+// proc is a child process the test started; it is killed at cleanup if it
+// is still running.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	exited chan error // receives Wait's result once; wait() re-sends it
+}
 
-// TestRenderedConfigStartsTheRouter runs the real router binary on the
-// config.yaml each overlay ships in its ConfigMap. The router decodes the
-// file strictly (an unknown key is an error) and validates it, so a key
-// renamed in cmd/router and not here fails this test. Only what cannot
-// exist outside a cluster is overridden: the listen addresses (flags, to
-// 127.0.0.1:0) and the token file (a flag, to a temporary file).
-func TestRenderedConfigStartsTheRouter(t *testing.T) {
-	bin := buildRouter(t)
+// start runs bin and waits (at most a minute) until a line of its stdout
+// or stderr matches ready; it returns the submatches of that line.
+func start(t *testing.T, ready *regexp.Regexp, bin string, args ...string) (*proc, []string) {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), stderr: &lockedBuffer{}, exited: make(chan error, 1)}
+	lines := make(chan []string, 1)
+	scan := func(r io.Reader, tee io.Writer) {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if tee != nil {
+				_, _ = tee.Write(append(sc.Bytes(), '\n'))
+			}
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case lines <- m:
+				default:
+				}
+			}
+		}
+	}
+	stdout, err := p.cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr, err := p.cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, p.cmd.Start())
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); scan(stdout, nil) }()
+	go func() { defer readers.Done(); scan(stderr, p.stderr) }()
+	go func() {
+		readers.Wait() // Wait must follow the pipe readers
+		p.exited <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+	select {
+	case m := <-lines:
+		return p, m
+	case err := <-p.exited:
+		p.exited <- err
+		t.Fatalf("%s exited before it was ready: %v\n%s", filepath.Base(bin), err, p.stderr)
+	case <-time.After(time.Minute):
+		t.Fatalf("%s not ready within a minute\n%s", filepath.Base(bin), p.stderr)
+	}
+	return nil, nil
+}
+
+// stop sends SIGTERM, as the kubelet does, and waits (at most a minute) for
+// a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		require.NoError(t, err, "exit after SIGTERM\n%s", p.stderr)
+	case <-time.After(time.Minute):
+		t.Fatalf("no exit within a minute of SIGTERM\n%s", p.stderr)
+	}
+}
+
+var (
+	routerReady = regexp.MustCompile(`shadowsplit router listening data=(\S+) admin=(\S+)`)
+	modelReady  = regexp.MustCompile(`"msg":"modelserver listening".*"addr":"([^"]+)"`)
+)
+
+// TestShippedConfigRunsTheRouter runs the real router on the config.yaml
+// each overlay ships in its ConfigMap, between two real model servers. The
+// router decodes the file strictly (an unknown key is an error) and
+// validates it, so a key renamed in cmd/router and not here fails this
+// test; and the traffic shows the shipped config does what the shape
+// promises: inline answers from stable and compares; tap accepts the
+// mirrored copy, replays it to both models and compares. Only what exists
+// only in a cluster is overridden, by flags: listen addresses, the model
+// Service URLs and the token file.
+func TestShippedConfigRunsTheRouter(t *testing.T) {
+	routerBin, modelBin := buildBinaries(t)
+	_, stableAddr := start(t, modelReady, modelBin, "--listen", "127.0.0.1:0", "--variant", "stable")
+	_, canaryAddr := start(t, modelReady, modelBin, "--listen", "127.0.0.1:0", "--variant", "canary")
+	stableURL, canaryURL := "http://"+stableAddr[1], "http://"+canaryAddr[1]
+
+	bodies, err := loadtest.DemoBodies("v2", 1, 4, 7)
+	require.NoError(t, err)
+	inferPath := loadtest.DemoPath("v2", "demo")
+	client := &http.Client{Timeout: 10 * time.Second}
+	post := func(base string) (int, []byte) {
+		resp, err := client.Post(base+inferPath, "application/json", bytes.NewReader(bodies[0]))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, b
+	}
+	direct, stableAnswer := post(stableURL)
+	require.Equal(t, http.StatusOK, direct)
+
 	for _, ov := range overlays {
 		t.Run(ov.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -53,77 +156,60 @@ func TestRenderedConfigStartsTheRouter(t *testing.T) {
 			const token = "deploytest-token"
 			require.NoError(t, os.WriteFile(tokenPath, []byte(token+"\n"), 0o600))
 
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "serve", "--config", cfgPath,
-				"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--admin-token-file", tokenPath)
-			stdout, err := cmd.StdoutPipe()
-			require.NoError(t, err)
-			stderr := &lockedBuffer{}
-			cmd.Stderr = stderr
-			require.NoError(t, cmd.Start())
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			// Whatever happens, the process does not outlive the test.
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-			})
-
-			lines := make(chan string, 1)
-			go func() {
-				sc := bufio.NewScanner(stdout)
-				for sc.Scan() {
-					if listeningLine.MatchString(sc.Text()) {
-						lines <- sc.Text()
-						break
-					}
-				}
-				_, _ = io.Copy(io.Discard, stdout)
-			}()
-			var admin string
-			select {
-			case l := <-lines:
-				admin = listeningLine.FindStringSubmatch(l)[2]
-			case err := <-exited:
-				t.Fatalf("router exited on the shipped config: %v\n%s", err, stderr.String())
-			case <-ctx.Done():
-				t.Fatalf("router did not start within a minute\n%s", stderr.String())
-			}
-			// The "router started" log line (stderr) names the mode it runs in;
-			// stderr is copied by another goroutine, so wait for it.
+			router, addrs := start(t, routerReady, routerBin, "serve", "--config", cfgPath,
+				"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--admin-token-file", tokenPath,
+				"--stable", stableURL, "--canary", canaryURL)
+			data, admin := "http://"+addrs[1], "http://"+addrs[2]
+			// The "router started" line names the mode it runs in.
 			wantMode := fmt.Sprintf(`"mode":"%s"`, ov.shape)
-			require.Eventually(t, func() bool { return strings.Contains(stderr.String(), wantMode) },
-				10*time.Second, 20*time.Millisecond, "no %s in the router log:\n%s", wantMode, stderr)
+			require.Eventually(t, func() bool { return strings.Contains(router.stderr.String(), wantMode) },
+				10*time.Second, 20*time.Millisecond, "no %s in the router log:\n%s", wantMode, router.stderr)
 
-			client := &http.Client{Timeout: 5 * time.Second}
 			for _, path := range []string{"/readyz", "/healthz", "/metrics"} {
-				resp, err := client.Get("http://" + admin + path)
+				resp, err := client.Get(admin + path)
 				require.NoError(t, err)
 				_ = resp.Body.Close()
 				assert.Equal(t, http.StatusOK, resp.StatusCode, path)
 			}
-			// The admin API wants the token from the mounted file.
-			resp, err := client.Get("http://" + admin + "/api/v1/summary")
-			require.NoError(t, err)
-			_ = resp.Body.Close()
-			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-
-			// SIGTERM, as the kubelet sends it: the router drains
-			// (shutdownDrain) and exits 0 well within the pod's grace period.
-			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-			select {
-			case err := <-exited:
-				exited <- err // for the cleanup
-				require.NoError(t, err, "router exit after SIGTERM\n%s", stderr.String())
-			case <-ctx.Done():
-				t.Fatalf("router did not stop after SIGTERM\n%s", stderr.String())
+			summary := func(withToken bool) (int, map[string]any) {
+				req, err := http.NewRequest(http.MethodGet, admin+"/api/v1/summary", nil)
+				require.NoError(t, err)
+				if withToken {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				resp, err := client.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				var m map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&m)
+				return resp.StatusCode, m
 			}
+			code, _ := summary(false)
+			assert.Equal(t, http.StatusUnauthorized, code, "the admin API must want the token file's token")
+
+			status, body := post(data)
+			if ov.shape == "inline" {
+				assert.Equal(t, http.StatusOK, status)
+				assert.Equal(t, string(stableAnswer), string(body), "inline: the client gets stable's answer byte for byte")
+			} else {
+				assert.Equal(t, http.StatusAccepted, status)
+				assert.JSONEq(t, `{"status":"accepted"}`, string(body), "tap: the mirrored copy must be accepted for replay")
+			}
+			// Both shapes compare the two models' answers for that request.
+			require.Eventually(t, func() bool {
+				code, m := summary(true)
+				n, _ := m["exchanges"].(float64)
+				return code == http.StatusOK && n >= 1
+			}, 20*time.Second, 50*time.Millisecond, "no comparison in /api/v1/summary\n%s", router.stderr)
+
+			// The drain (shutdownDrain) and exit fit the pod's grace period;
+			// TestRouterDeployment checks the arithmetic.
+			router.stop(t)
 		})
 	}
 }
 
-// lockedBuffer is the router's stderr: written by exec's copying goroutine,
+// lockedBuffer collects a child's stderr: written by a reader goroutine,
 // read by the test.
 type lockedBuffer struct {
 	mu sync.Mutex
