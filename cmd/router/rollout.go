@@ -257,7 +257,7 @@ func startRollout(ctx context.Context, cfg Config, deps rolloutDeps) (*rolloutWi
 	var stopEvents func()
 	switch rc.Target {
 	case "file":
-		cdeps.Target, err = rollout.NewFileTarget(rc.istioConfig(cfg.Mode), rc.File)
+		cdeps.Target, err = rollout.NewFileTarget(rc.istioConfig(cfg.Mode), istio.FileDeps{Path: rc.File, Registerer: deps.reg, Logger: log})
 	case "kube":
 		var rcfg *rest.Config
 		if rcfg, err = kubeRestConfig(rc.Kubeconfig); err != nil {
@@ -271,7 +271,7 @@ func startRollout(ctx context.Context, cfg Config, deps rolloutDeps) (*rolloutWi
 			return nil, fmt.Errorf("rollout: kube client: %w", err)
 		}
 		cdeps.Recorder, stopEvents = istio.NewEventRecorder(kube)
-		cdeps.Target, err = rollout.NewKubeTarget(rc.istioConfig(cfg.Mode), dyn)
+		cdeps.Target, err = rollout.NewKubeTarget(rc.istioConfig(cfg.Mode), istio.KubeDeps{Client: dyn, Recorder: cdeps.Recorder, Registerer: deps.reg, Logger: log})
 	}
 	if err != nil {
 		return nil, err

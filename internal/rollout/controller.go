@@ -12,9 +12,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/shadowsplit/shadowsplit/internal/evidence"
+	"github.com/shadowsplit/shadowsplit/internal/istio"
 )
 
 // ErrRejected: an operator command does not apply to the rollout's phase
@@ -125,6 +127,14 @@ func (c *Controller) Command(ctx context.Context, cmd Command) (Decision, error)
 	var lastErr error
 	for range 5 {
 		d, err := c.round(ctx, cmd)
+		if errors.Is(err, istio.ErrDrift) && (cmd == CommandPromote || cmd == CommandAbort) {
+			// An explicit promote/abort is the operator resolving the
+			// hand edit: take the current weights as ours, then apply it.
+			c.log.Info("rollout: accepting drifted weights for an operator command", "command", cmd)
+			if err = c.tg.AcceptDrift(ctx); err == nil {
+				err = ErrConflict // go round again on the new version
+			}
+		}
 		if !errors.Is(err, ErrConflict) {
 			return d, err
 		}
@@ -192,7 +202,11 @@ func (c *Controller) round(ctx context.Context, cmd Command) (Decision, error) {
 			c.cacheBase = base.material()
 		}
 	}
-	c.report(snap, s, next, d)
+	weight := snap.Routes.CanaryWeight()
+	if d.Write {
+		weight = d.Weight // what the VirtualService now holds
+	}
+	c.report(ctx, weight, s, next, d)
 	return d, nil
 }
 
@@ -218,8 +232,8 @@ func (c *Controller) current(snap Snapshot) (State, error) {
 }
 
 // report logs, counts and emits the Event of a decision.
-func (c *Controller) report(snap Snapshot, prev, next State, d Decision) {
-	c.m.observe(next, snap.Routes.CanaryWeight())
+func (c *Controller) report(ctx context.Context, weight int32, prev, next State, d Decision) {
+	c.m.observe(next, weight)
 	changed := d.Write || prev.Phase != next.Phase || (next.Phase == PhaseHolding && prev.Reason != next.Reason)
 	if !changed {
 		c.log.Debug("rollout: tick", "rollout", next.ID, "phase", next.Phase, "step", next.Step, "reason", d.Reason, "message", d.Message)
@@ -228,15 +242,22 @@ func (c *Controller) report(snap Snapshot, prev, next State, d Decision) {
 	c.m.transitions.WithLabelValues(string(d.Reason)).Inc()
 	c.log.Info("rollout: "+string(d.Action), "rollout", next.ID, "from", prev.Phase, "to", next.Phase, "step", next.Step,
 		"weight", next.Weight, "reason", d.Reason, "message", d.Message)
-	if c.rec != nil && snap.Object != nil {
+	if obj := c.eventObject(ctx); obj != nil {
 		typ := corev1.EventTypeNormal
 		switch next.Phase {
 		case PhaseHolding, PhaseRolledBack:
 			typ = corev1.EventTypeWarning
 		}
-		c.rec.Eventf(snap.Object, typ, string(d.Reason), "rollout %s: %s -> %s, step %d, canary %d%%: %s",
+		c.rec.Eventf(obj, typ, string(d.Reason), "rollout %s: %s -> %s, step %d, canary %d%%: %s",
 			next.ID, phaseOrNew(prev.Phase), next.Phase, next.Step, next.Weight, d.Message)
 	}
+}
+
+func (c *Controller) eventObject(ctx context.Context) runtime.Object {
+	if c.rec == nil {
+		return nil
+	}
+	return c.tg.EventObject(ctx)
 }
 
 func phaseOrNew(p Phase) Phase {

@@ -20,7 +20,7 @@ func newFileController(t *testing.T, src *steadyCanary, clk *clock) (*Controller
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "vs.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(testManifest), 0o644))
-	tg, err := NewFileTarget(testRoute, path)
+	tg, err := NewFileTarget(testRoute, istio.FileDeps{Path: path, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	c, err := NewController(ControllerConfig{Rollout: Config{Gates: testGates}, Now: clk.Now, NewID: func() string { return "r1" }},
 		ControllerDeps{Target: tg, Evidence: src, Logger: slog.New(slog.DiscardHandler)})
@@ -32,13 +32,13 @@ func newFileController(t *testing.T, src *steadyCanary, clk *clock) (*Controller
 // what a GitOps tool would commit.
 func readFile(t *testing.T, path string) (istio.Routes, State) {
 	t.Helper()
-	f, err := istio.NewFile(testRoute, istio.FileDeps{Path: path})
+	f, err := istio.NewFile(testRoute, istio.FileDeps{Path: path, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	r, err := f.Routes(context.Background())
 	if !errors.Is(err, istio.ErrDrift) {
 		require.NoError(t, err)
 	}
-	tg, _ := NewFileTarget(testRoute, path)
+	tg, _ := NewFileTarget(testRoute, istio.FileDeps{Path: path, Logger: slog.New(slog.DiscardHandler)})
 	snap, err := tg.Read(context.Background())
 	require.NoError(t, err)
 	s, err := DecodeState(snap.State)
@@ -138,7 +138,7 @@ func TestFileTargetWriteIsFencedByTheRead(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vs.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(testManifest), 0o644))
-	tg, err := NewFileTarget(testRoute, path)
+	tg, err := NewFileTarget(testRoute, istio.FileDeps{Path: path, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	stale, err := tg.Read(ctx)
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shadowsplit/shadowsplit/internal/evidence"
 	"github.com/shadowsplit/shadowsplit/internal/evidence/promtest"
+	"github.com/shadowsplit/shadowsplit/internal/istio"
 	"github.com/shadowsplit/shadowsplit/internal/models"
 	"github.com/shadowsplit/shadowsplit/internal/pipeline"
 )
@@ -39,7 +40,7 @@ func TestPrometheusDownHoldsAndNeverPromotes(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), "vs.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(testManifest), 0o644))
-	tg, err := NewFileTarget(testRoute, path)
+	tg, err := NewFileTarget(testRoute, istio.FileDeps{Path: path, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	c, err := NewController(ControllerConfig{Rollout: Config{Plan: []int32{0, 50, 100}, Gates: Gates{
 		AgreementThreshold: 0.9, MinPairs: 50, MinDwell: time.Second, MinLatencySamples: 5, LatencySlack: time.Second, MaxFailedChecks: 4}}},

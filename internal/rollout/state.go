@@ -53,7 +53,7 @@ const (
 	ReasonNoData           Reason = "NoData"
 	ReasonEvidenceFailed   Reason = "EvidenceUnavailable"
 	ReasonStableFailing    Reason = "StableFailing"
-	ReasonDrift            Reason = "WeightsDrifted"
+	ReasonDrift            Reason = "HeldOnDrift" // istio emits its own WeightsDrifted Event
 	ReasonTargetUnreadable Reason = "TargetUnreadable"
 	ReasonFailedChecks     Reason = "TooManyFailedChecks" // rolled back after N unknown ticks
 	ReasonPaused           Reason = "OperatorPaused"

@@ -39,7 +39,7 @@ type replica struct {
 
 func startReplica(t *testing.T, f *fixture, name string, clk *clock) *replica {
 	t.Helper()
-	tg, err := rollout.NewKubeTarget(f.route, f.dyn)
+	tg, err := rollout.NewKubeTarget(f.route, istio.KubeDeps{Client: f.dyn, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	ct := &countingTarget{Target: tg}
 	c, err := rollout.NewController(rollout.ControllerConfig{

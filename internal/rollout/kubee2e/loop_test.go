@@ -1,6 +1,7 @@
 package kubee2e
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/shadowsplit/shadowsplit/internal/istio"
 	"github.com/shadowsplit/shadowsplit/internal/rollout"
 )
 
@@ -116,7 +118,7 @@ func TestRestartResumesAtTheSameStepWithoutDoubleStep(t *testing.T) {
 
 	// The old replica had read the object before its last write: a decision
 	// on that read must not land.
-	tg, err := rollout.NewKubeTarget(f.route, f.dyn)
+	tg, err := rollout.NewKubeTarget(f.route, istio.KubeDeps{Client: f.dyn, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	stale, err := tg.Read(ctx)
 	require.NoError(t, err)

@@ -82,14 +82,16 @@ func newFixture(ctx context.Context, t *testing.T) *fixture {
 // controller builds a Controller on the fixture, as one router replica.
 func (f *fixture) controller(t *testing.T, src evidence.Source, clk *clock, withEvents bool) *rollout.Controller {
 	t.Helper()
-	tg, err := rollout.NewKubeTarget(f.route, f.dyn)
-	require.NoError(t, err)
-	deps := rollout.ControllerDeps{Target: tg, Evidence: src, Logger: slog.New(slog.DiscardHandler)}
+	kd := istio.KubeDeps{Client: f.dyn, Logger: slog.New(slog.DiscardHandler)}
+	deps := rollout.ControllerDeps{Evidence: src, Logger: slog.New(slog.DiscardHandler)}
 	if withEvents {
 		rec, stop := istio.NewEventRecorder(f.kube)
 		t.Cleanup(stop)
-		deps.Recorder = rec
+		deps.Recorder, kd.Recorder = rec, rec
 	}
+	tg, err := rollout.NewKubeTarget(f.route, kd)
+	require.NoError(t, err)
+	deps.Target = tg
 	c, err := rollout.NewController(rollout.ControllerConfig{
 		Rollout:  rollout.Config{Gates: rollout.Gates{MinPairs: 500, MinDwell: 2 * time.Minute}},
 		Interval: 100 * time.Millisecond, Now: clk.Now, NewID: func() string { return "r1" },
