@@ -98,7 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -107,6 +107,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Server logs are kept only when something went wrong. Registered
+	// first, so it runs after every process has stopped.
+	defer func() {
+		if err == nil {
+			os.RemoveAll(logDir)
+		} else {
+			fmt.Fprintf(stderr, "bench: server logs kept in %s\n", logDir)
+		}
+	}()
 	sup := &supervisor{logDir: logDir}
 	if o.serverCPUs != "" {
 		p, err := exec.LookPath("taskset")
