@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -206,6 +205,3 @@ func build(ctx context.Context, binDir, name, pkg string) (string, error) {
 	}
 	return out, nil
 }
-
-// errNoRouter marks a run without the router: its rows print as TODO.
-var errNoRouter = errors.New("router binary not available")
