@@ -53,8 +53,8 @@ type Redaction struct {
 // maxStringField caps an allow-listed string value.
 const maxStringField = 128
 
-// validate checks the allow-list.
-func (r *Redaction) validate() error {
+// Validate checks the allow-list, naming the bad field.
+func (r *Redaction) Validate() error {
 	seen := map[string]bool{}
 	for i, f := range r.Fields {
 		if f.Name == "" {

@@ -154,7 +154,7 @@ func (cfg *Config) defaults() error {
 	if cfg.AgreementSample == 0 {
 		cfg.AgreementSample = 0.1
 	}
-	if err := cfg.Redaction.validate(); err != nil {
+	if err := cfg.Redaction.Validate(); err != nil {
 		return fmt.Errorf("diffstore: %w", err)
 	}
 	for _, d := range []*int{&cfg.MaxInstances, &cfg.MaxOutputValues} {

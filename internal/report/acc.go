@@ -339,7 +339,9 @@ func (a *acc) finish(q Query) *Summary {
 			s.Slices = append(s.Slices, Slice{Field: field, Value: v, Instances: p[0], Disagreed: p[1], Rate: *iv})
 		}
 	}
-	sort.SliceStable(s.Slices, func(i, j int) bool { return s.Slices[i].Rate.Rate > s.Slices[j].Rate.Rate })
+	// Ranked by the interval's lower bound: a slice must be both bad and
+	// well measured to top the list (3 of 5 does not beat 300 of 1000).
+	sort.SliceStable(s.Slices, func(i, j int) bool { return s.Slices[i].Rate.Lower > s.Slices[j].Rate.Lower })
 	s.Examples = make([]Example, len(a.top))
 	for i := len(a.top) - 1; i >= 0; i-- {
 		s.Examples[i] = heap.Pop(&a.top).(Example)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,16 +37,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return fmt.Sprintf("%.3f", *k)
 	},
-	"short": func(b json.RawMessage) string {
-		s := string(b)
-		if s == "" {
-			return "–"
-		}
-		if len(s) > 160 {
-			s = s[:157] + "…"
-		}
-		return s
-	},
+	"short": short,
 	"inputs": func(m map[string]any) string {
 		if len(m) == 0 {
 			return ""
@@ -102,4 +94,44 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 // SVG, no script, no external resource): it works offline and as a file.
 func Render(w io.Writer, s *Summary) error {
 	return page.Execute(w, s)
+}
+
+// short renders an output for a table cell: numbers to 4 significant
+// digits, at most 160 characters.
+func short(b json.RawMessage) string {
+	if len(b) == 0 {
+		return "–"
+	}
+	var v any
+	s := string(b)
+	if json.Unmarshal(b, &v) == nil {
+		s = compact(v)
+	}
+	if len([]rune(s)) > 160 {
+		s = string([]rune(s)[:157]) + "…"
+	}
+	return s
+}
+
+func compact(v any) string {
+	switch x := v.(type) {
+	case float64:
+		return strconv.FormatFloat(x, 'g', 4, 64)
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = compact(e)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case map[string]any:
+		var parts []string
+		for _, k := range sortedKeys(x) {
+			parts = append(parts, k+": "+compact(x[k]))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	case nil:
+		return "null"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }

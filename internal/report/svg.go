@@ -25,8 +25,8 @@ func esc(s string) string { return template.HTMLEscapeString(s) }
 
 func num(x float64) string {
 	switch {
-	case x == 0:
-		return "0"
+	case x == math.Trunc(x) && math.Abs(x) < 1e15:
+		return fmt.Sprintf("%.0f", x)
 	case math.Abs(x) >= 1000:
 		return fmt.Sprintf("%.0f", x)
 	case math.Abs(x) >= 10:
