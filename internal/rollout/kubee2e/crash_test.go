@@ -125,7 +125,7 @@ func TestCrashedLeaderIsReplacedWithinTheLeaseDuration(t *testing.T) {
 	a, _ := start(viaProxy, "router-a")
 	require.Eventually(t, a.IsLeader, 10*time.Second, 20*time.Millisecond)
 	b, _ := start(env.Config(), "router-b") // starts second: follows
-	for range 3 {                            // a few fake minutes: the leader steps
+	for range 3 {                           // a few fake minutes: the leader steps
 		clk.Add(3 * time.Minute)
 		time.Sleep(300 * time.Millisecond)
 	}
