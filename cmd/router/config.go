@@ -155,7 +155,7 @@ func defaultConfig() Config {
 		Canary:      Upstream{Timeout: Duration(5 * time.Second)},
 		Shadow: ShadowConfig{
 			Percent:      0,
-			Workers:      8,
+			Workers:      64,
 			QueueSize:    1024,
 			MaxBodyBytes: 1 << 20,
 		},
