@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -46,6 +47,9 @@ type RolloutConfig struct {
 	Gates    RolloutGates    `json:"gates"`
 	Evidence RolloutEvidence `json:"evidence"`
 	Leader   RolloutLeader   `json:"leaderElection"`
+	// WebhookURL, when set, receives every transition as Slack-compatible
+	// JSON ({"text": ...}).
+	WebhookURL string `json:"webhookURL"`
 }
 
 // RolloutHosts are the Services the managed route points at.
@@ -170,6 +174,11 @@ func (r RolloutConfig) validate(mode string) []error {
 	default:
 		bad("evidence.source", r.Evidence.Source, "must be inprocess or prometheus")
 	}
+	if r.WebhookURL != "" {
+		if u, err := url.Parse(r.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("webhookURL", r.WebhookURL, "must be an absolute http or https URL")
+		}
+	}
 	if r.Target == "kube" && !r.Leader.Disabled {
 		l := r.Leader
 		if l.LeaseDuration != 0 && !(l.LeaseDuration > l.RenewDeadline && l.RenewDeadline > l.RetryPeriod && l.RetryPeriod > 0) {
@@ -253,6 +262,11 @@ func startRollout(ctx context.Context, cfg Config, deps rolloutDeps) (*rolloutWi
 		return nil, err
 	}
 	cdeps := rollout.ControllerDeps{Evidence: ev, Registerer: deps.reg, Logger: log}
+	var webhook *rollout.Webhook
+	if rc.WebhookURL != "" {
+		webhook = rollout.NewWebhook(rc.WebhookURL, 5*time.Second, log)
+		cdeps.OnTransition = webhook.Notify
+	}
 	var kube kubernetes.Interface
 	var stopEvents func()
 	switch rc.Target {
@@ -283,6 +297,9 @@ func startRollout(ctx context.Context, cfg Config, deps rolloutDeps) (*rolloutWi
 
 	var leader *rollout.Leader
 	if rc.Target == "kube" && !rc.Leader.Disabled {
+		if rc.Evidence.Source == "inprocess" {
+			log.Warn("rollout: evidence.source inprocess with leader election: the leader judges only its own share of the traffic; use prometheus with more than one replica")
+		}
 		id := rc.Leader.Identity
 		if id == "" {
 			if id, err = os.Hostname(); err != nil {
@@ -322,10 +339,13 @@ func startRollout(ctx context.Context, cfg Config, deps rolloutDeps) (*rolloutWi
 			}()
 			select {
 			case <-done:
-				return nil
 			case <-sctx.Done():
 				return fmt.Errorf("rollout: loop did not stop: %w", sctx.Err())
 			}
+			if webhook != nil {
+				return webhook.Close(sctx)
+			}
+			return nil
 		},
 	}, nil
 }

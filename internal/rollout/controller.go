@@ -49,6 +49,9 @@ type ControllerDeps struct {
 	Registerer prometheus.Registerer
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// OnTransition, when set, is called after each transition (the same
+	// moments as Events), e.g. Webhook.Notify. It must not block.
+	OnTransition func(State, Decision)
 }
 
 // Controller is the thin shell around Next: Tick reads, decides, writes.
@@ -63,6 +66,7 @@ type Controller struct {
 	rec record.EventRecorder
 	log *slog.Logger
 	m   *metrics
+	on  func(State, Decision)
 
 	mu sync.Mutex
 	// cache is the State of the last tick including what is not written
@@ -102,7 +106,7 @@ func NewController(cfg ControllerConfig, deps ControllerDeps) (*Controller, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Controller{cfg: cfg, tg: deps.Target, ev: deps.Evidence, rec: deps.Recorder, log: deps.Logger, m: m}, nil
+	return &Controller{cfg: cfg, tg: deps.Target, ev: deps.Evidence, rec: deps.Recorder, log: deps.Logger, m: m, on: deps.OnTransition}, nil
 }
 
 // Config returns the defaulted configuration.
@@ -240,6 +244,9 @@ func (c *Controller) report(ctx context.Context, weight int32, prev, next State,
 		return
 	}
 	c.m.transitions.WithLabelValues(string(d.Reason)).Inc()
+	if c.on != nil {
+		c.on(next, d)
+	}
 	c.log.Info("rollout: "+string(d.Action), "rollout", next.ID, "from", prev.Phase, "to", next.Phase, "step", next.Step,
 		"weight", next.Weight, "reason", d.Reason, "message", d.Message)
 	if obj := c.eventObject(ctx); obj != nil {
@@ -303,14 +310,14 @@ func (c *Controller) Status(ctx context.Context) (Status, error) {
 func (c *Controller) Run(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
-	for {
+	for ctx.Err() == nil {
 		tctx, cancel := context.WithTimeout(ctx, c.cfg.Interval)
 		_, _ = c.Tick(tctx)
 		cancel()
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-t.C:
 		}
 	}
+	return nil
 }
