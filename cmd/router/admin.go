@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -51,6 +52,19 @@ func newAdmin(reg *prometheus.Registry, ready *atomic.Bool, sum summarySource, t
 		m(protected)
 	}
 	return e
+}
+
+// pprofMount serves net/http/pprof on the protected group.
+func pprofMount(g *echo.Group) {
+	g.GET("/debug/pprof/", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+	g.GET("/debug/pprof/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
+	g.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	g.GET("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+	g.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	g.GET("/debug/pprof/:name", func(c echo.Context) error {
+		pprof.Handler(c.Param("name")).ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
 }
 
 // requireToken checks "Authorization: Bearer <token>" in constant time. A

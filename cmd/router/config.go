@@ -135,6 +135,10 @@ type AdminConfig struct {
 	// TokenFile holds the bearer token the API and report require. Empty:
 	// no token, and control endpoints that change state stay disabled.
 	TokenFile string `json:"tokenFile"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the admin port
+	// (behind the token when one is set). Off by default: profiles reveal
+	// internals and cost CPU while taken.
+	Pprof bool `json:"pprof"`
 }
 
 // TelemetryConfig selects the trace exporter and the log level.

@@ -144,6 +144,9 @@ func serve(ctx context.Context, args []string, _ func(string) string, stdout, st
 	var ready atomic.Bool
 	data := newDataServer(wiring.handler, tp)
 	var mounts []adminMount
+	if cfg.Admin.Pprof {
+		mounts = append(mounts, pprofMount)
+	}
 	for _, m := range []adminMount{store.mount, rollout.mount} {
 		if m != nil {
 			mounts = append(mounts, m)

@@ -359,3 +359,21 @@ func TestAdminTokenProtectsTheAPI(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "admin.tokenFile")
 }
+
+func TestPprofIsOptIn(t *testing.T) {
+	stable, _ := modelServer(t, demomodel.VariantStable, "demo")
+	off := startRouter(t, "--stable", stable.URL)
+	resp, err := client.Get(off.admin + "/debug/pprof/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	cfg := writeFile(t, "admin: {pprof: true}\n")
+	on := startRouter(t, "--stable", stable.URL, "--config", cfg)
+	resp, err = client.Get(on.admin + "/debug/pprof/heap?debug=1")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(b), "heap profile")
+}
