@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,23 @@ func rolloutRouter(t *testing.T, canaryVariant string, threshold float64, withTo
 	t.Helper()
 	stable, _ := modelServer(t, demomodel.VariantStable, "demo")
 	canary, _ := modelServer(t, canaryVariant, "demo")
+	return rolloutRouterWith(t, stable.URL, canary.URL, threshold, withToken, "    latencySlack: 200ms\n")
+}
+
+// modelServerWith is a demo model server with the delay and failure knobs.
+func modelServerWith(t *testing.T, delay time.Duration, failRate float64) string {
+	t.Helper()
+	m, err := demomodel.Load(demomodel.VariantStable)
+	require.NoError(t, err)
+	h, err := modelserver.NewHandler(modelserver.Config{Model: m, ModelName: "demo", Delay: delay, FailRate: failRate})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func rolloutRouterWith(t *testing.T, stableURL, canaryURL string, threshold float64, withToken bool, extraGates string) (*runningRouter, string, []string) {
+	t.Helper()
 	dir := t.TempDir()
 	vsPath := filepath.Join(dir, "vs.yaml")
 	require.NoError(t, os.WriteFile(vsPath, []byte(vsManifest), 0o644))
@@ -52,8 +70,8 @@ func rolloutRouter(t *testing.T, canaryVariant string, threshold float64, withTo
 		admin = "admin: {tokenFile: " + tok + "}\n"
 		cliArgs = []string{"--token-file", tok}
 	}
-	cfg := `stable: {url: ` + stable.URL + `}
-canary: {url: ` + canary.URL + `}
+	cfg := `stable: {url: ` + stableURL + `}
+canary: {url: ` + canaryURL + `}
 shadow: {percent: 100}
 ` + admin + `rollout:
   enabled: true
@@ -67,8 +85,7 @@ shadow: {percent: 100}
     minPairs: 50
     minDwell: 300ms
     minLatencySamples: 5
-    latencySlack: 200ms
-`
+` + extraGates
 	cfgPath := filepath.Join(dir, "router.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
 	r := startRouter(t, "--config", cfgPath)
@@ -161,6 +178,33 @@ func TestServeRolloutRollsBackADisagreeingCanary(t *testing.T) {
 	assert.Equal(t, rollout.ReasonAgreementLow, st.State.Reason, st.State.Message)
 	assert.Equal(t, int32(0), st.CanaryWeight)
 	assert.Equal(t, 0, st.State.Step, "the canary never got live traffic")
+}
+
+// TestServeRolloutRollsBackASlowCanaryAndAFailingOne: real model servers,
+// one 3x slower than stable, one answering 500 on a fifth of the requests.
+func TestServeRolloutRollsBackASlowCanaryAndAFailingOne(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		stable, canary string
+		reason         rollout.Reason
+	}{
+		{"slow", modelServerWith(t, 20*time.Millisecond, 0), modelServerWith(t, 60*time.Millisecond, 0), rollout.ReasonLatency},
+		{"failing", modelServerWith(t, 0, 0), modelServerWith(t, 0, 0.2), rollout.ReasonCanaryErrors},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, _, tok := rolloutRouterWith(t, c.stable, c.canary, 0.9, true, "    latencySlack: 5ms\n")
+			stop := load(t, r)
+			defer stop()
+			var st rolloutStatusJSON
+			require.Eventually(t, func() bool {
+				st = cliStatus(t, r, tok)
+				return st.State.Phase.Terminal()
+			}, 60*time.Second, 50*time.Millisecond)
+			assert.Equal(t, rollout.PhaseRolledBack, st.State.Phase)
+			assert.Equal(t, c.reason, st.State.Reason, st.State.Message)
+			assert.Equal(t, int32(0), st.CanaryWeight)
+		})
+	}
 }
 
 func TestRolloutControlNeedsATokenAndPausesResumes(t *testing.T) {
