@@ -170,6 +170,13 @@ func TestRoleMatchesKustomizeRBAC(t *testing.T) {
 	for _, x := range r.resources {
 		assert.NotContains(t, x.Type, "ClusterRole", x.Name)
 	}
+	var cfg map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(routerConfigOf(t, r)), &cfg))
+	assert.Equal(t, map[string]any{
+		"enabled": true, "target": "kube", "namespace": "ml", "name": "iris", "route": "shadowsplit",
+		"hosts":          map[string]any{"router": "shadowsplit-router", "stable": "iris-stable", "canary": "iris-canary"},
+		"leaderElection": map[string]any{"leaseName": "shadowsplit-router"},
+	}, cfg["rollout"], "the rollout manages this stack's VirtualService and holds the Lease the Role allows")
 	assert.Equal(t, "iris", r.outputs["virtualService"])
 	assert.Equal(t, "http://iris.ml.svc.cluster.local:8080", r.outputs["modelUrl"])
 }

@@ -21,6 +21,7 @@ type routerConfigFile struct {
 	Shadow        *shadowConfig   `yaml:"shadow,omitempty"`
 	Tap           *tapConfig      `yaml:"tap,omitempty"`
 	Compare       compareConfig   `yaml:"compare"`
+	Rollout       rolloutConfig   `yaml:"rollout"`
 	Admin         adminConfig     `yaml:"admin"`
 	Telemetry     telemetryConfig `yaml:"telemetry"`
 	ShutdownDrain string          `yaml:"shutdownDrain"`
@@ -43,6 +44,28 @@ type tapConfig struct {
 
 type compareConfig struct {
 	Window string `yaml:"window"`
+}
+
+// rolloutConfig turns on the rollout loop against the VirtualService this
+// program creates. The Lease name must be the one the Role allows.
+type rolloutConfig struct {
+	Enabled   bool         `yaml:"enabled"`
+	Target    string       `yaml:"target"`
+	Namespace string       `yaml:"namespace"`
+	Name      string       `yaml:"name"`
+	Route     string       `yaml:"route"`
+	Hosts     rolloutHosts `yaml:"hosts"`
+	Leader    leaderConfig `yaml:"leaderElection"`
+}
+
+type rolloutHosts struct {
+	Router string `yaml:"router"`
+	Stable string `yaml:"stable"`
+	Canary string `yaml:"canary"`
+}
+
+type leaderConfig struct {
+	LeaseName string `yaml:"leaseName"`
 }
 
 type adminConfig struct {
@@ -81,7 +104,12 @@ func routerConfig(s Settings) ([]byte, error) {
 		Stable:      upstreamConfig{URL: fmt.Sprintf("http://%s:%d", s.stableService(), s.Stable.Port), Timeout: fmt.Sprintf("%ds", stableTimeoutSeconds)},
 		Canary: upstreamConfig{URL: fmt.Sprintf("http://%s:%d", s.canaryService(), s.Canary.Port), Timeout: "5s",
 			Model: s.CanaryModelName},
-		Compare:       compareConfig{Window: "5m"},
+		Compare: compareConfig{Window: "5m"},
+		Rollout: rolloutConfig{
+			Enabled: true, Target: "kube", Namespace: s.Namespace, Name: s.App, Route: managedRoute,
+			Hosts:  rolloutHosts{Router: routerName, Stable: s.stableService(), Canary: s.canaryService()},
+			Leader: leaderConfig{LeaseName: routerName},
+		},
 		Admin:         adminConfig{TokenFile: secretDir + "/" + tokenFileName},
 		Telemetry:     telemetryConfig{Traces: "none", LogLevel: "info"},
 		ShutdownDrain: fmt.Sprintf("%ds", shutdownDrainSeconds),

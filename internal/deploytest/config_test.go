@@ -20,7 +20,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 
+	"github.com/shadowsplit/shadowsplit/internal/istio"
 	"github.com/shadowsplit/shadowsplit/loadtest"
 )
 
@@ -118,14 +123,18 @@ var (
 )
 
 // TestShippedConfigRunsTheRouter runs the real router on the config.yaml
-// each overlay ships in its ConfigMap, between two real model servers. The
-// router decodes the file strictly (an unknown key is an error) and
-// validates it, so a key renamed in cmd/router and not here fails this
-// test; and the traffic shows the shipped config does what the shape
-// promises: inline answers from stable and compares; tap accepts the
-// mirrored copy, replays it to both models and compares. Only what exists
-// only in a cluster is overridden, by flags: listen addresses, the model
-// Service URLs and the token file.
+// each overlay ships in its ConfigMap, between two real model servers, with
+// its rollout loop against the real API server where the overlay is
+// applied, as the overlay's ServiceAccount. The router decodes the file
+// strictly (an unknown key is an error) and validates it, so a key renamed
+// in cmd/router and not here fails this test; the traffic shows the shipped
+// config does what the shape promises (inline answers from stable and
+// compares; tap accepts the mirrored copy, replays it to both models and
+// compares); and the rollout loop shows the rendered Role is enough for it
+// (the Lease it is allowed, the VirtualService it manages). Only what
+// exists only in a cluster is overridden: listen addresses, the model
+// Service URLs and the token file (flags), the namespace and the
+// credentials of the rollout (rollout.namespace, rollout.kubeconfig).
 func TestShippedConfigRunsTheRouter(t *testing.T) {
 	routerBin, modelBin := buildBinaries(t)
 	_, stableAddr := start(t, modelReady, modelBin, "--listen", "127.0.0.1:0", "--variant", "stable")
@@ -149,9 +158,24 @@ func TestShippedConfigRunsTheRouter(t *testing.T) {
 
 	for _, ov := range overlays {
 		t.Run(ov.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			a := applyOverlay(t, ov)
 			dir := t.TempDir()
+			kubeconfig := filepath.Join(dir, "kubeconfig")
+			writeServiceAccountKubeconfig(t, kubeconfig, a.ns)
+
+			shipped := routerConfigYAML(t, render(t, ov.name))
+			var cfg map[string]any
+			require.NoError(t, yaml.Unmarshal([]byte(shipped), &cfg))
+			ro, ok := cfg["rollout"].(map[string]any)
+			require.True(t, ok, "the shipped config has no rollout section")
+			assert.Equal(t, exampleNamespace, ro["namespace"])
+			ro["namespace"], ro["kubeconfig"] = a.ns, kubeconfig
+			out, err := yaml.Marshal(cfg)
+			require.NoError(t, err)
 			cfgPath := filepath.Join(dir, "config.yaml")
-			require.NoError(t, os.WriteFile(cfgPath, []byte(routerConfigYAML(t, render(t, ov.name))), 0o600))
+			require.NoError(t, os.WriteFile(cfgPath, out, 0o600))
 			tokenPath := filepath.Join(dir, "admin-token")
 			const token = "deploytest-token"
 			require.NoError(t, os.WriteFile(tokenPath, []byte(token+"\n"), 0o600))
@@ -171,8 +195,8 @@ func TestShippedConfigRunsTheRouter(t *testing.T) {
 				_ = resp.Body.Close()
 				assert.Equal(t, http.StatusOK, resp.StatusCode, path)
 			}
-			summary := func(withToken bool) (int, map[string]any) {
-				req, err := http.NewRequest(http.MethodGet, admin+"/api/v1/summary", nil)
+			adminJSON := func(method, path string, withToken bool) (int, map[string]any) {
+				req, err := http.NewRequest(method, admin+path, nil)
 				require.NoError(t, err)
 				if withToken {
 					req.Header.Set("Authorization", "Bearer "+token)
@@ -184,7 +208,7 @@ func TestShippedConfigRunsTheRouter(t *testing.T) {
 				_ = json.NewDecoder(resp.Body).Decode(&m)
 				return resp.StatusCode, m
 			}
-			code, _ := summary(false)
+			code, _ := adminJSON(http.MethodGet, "/api/v1/summary", false)
 			assert.Equal(t, http.StatusUnauthorized, code, "the admin API must want the token file's token")
 
 			status, body := post(data)
@@ -197,16 +221,63 @@ func TestShippedConfigRunsTheRouter(t *testing.T) {
 			}
 			// Both shapes compare the two models' answers for that request.
 			require.Eventually(t, func() bool {
-				code, m := summary(true)
+				code, m := adminJSON(http.MethodGet, "/api/v1/summary", true)
 				n, _ := m["exchanges"].(float64)
 				return code == http.StatusOK && n >= 1
 			}, 20*time.Second, 50*time.Millisecond, "no comparison in /api/v1/summary\n%s", router.stderr)
+
+			// The rollout loop, as the ServiceAccount: it wins the Lease the
+			// Role names, reads the VirtualService at its install weights,
+			// and can write it (pause is recorded on the VirtualService).
+			var st map[string]any
+			require.Eventually(t, func() bool {
+				code, st = adminJSON(http.MethodGet, "/api/v1/rollout", true)
+				return code == http.StatusOK && st["leader"] == true
+			}, 30*time.Second, 100*time.Millisecond, "the router never led its rollout: %v\n%s", st, router.stderr)
+			assert.Equal(t, float64(100), st["primaryWeight"], "%v", st)
+			assert.Equal(t, float64(0), st["canaryWeight"], "%v", st)
+			assert.Empty(t, st["drift"])
+			assert.Empty(t, st["routeError"])
+			_, _, cs := adminClients(t, &warningRecorder{})
+			lease, err := cs.CoordinationV1().Leases(a.ns).Get(ctx, routerName, metav1.GetOptions{})
+			require.NoError(t, err, "the router must hold the Lease the Role allows (%s)", routerName)
+			require.NotNil(t, lease.Spec.HolderIdentity)
+			assert.NotEmpty(t, *lease.Spec.HolderIdentity)
+
+			code, res := adminJSON(http.MethodPost, "/api/v1/rollout/pause", true)
+			require.Equal(t, http.StatusOK, code, "pause: %v\n%s", res, router.stderr)
+			_, dyn, _ := adminClients(t, &warningRecorder{})
+			vs, err := dyn.Resource(istio.VirtualServiceGVR).Namespace(a.ns).Get(ctx, vsName, metav1.GetOptions{})
+			require.NoError(t, err)
+			var ours []string
+			for k := range vs.GetAnnotations() {
+				if strings.HasPrefix(k, istio.AnnotationPrefix) {
+					ours = append(ours, k)
+				}
+			}
+			assert.NotEmpty(t, ours, "the paused state must be written on the VirtualService")
 
 			// The drain (shutdownDrain) and exit fit the pod's grace period;
 			// TestRouterDeployment checks the arithmetic.
 			router.stop(t)
 		})
 	}
+}
+
+// writeServiceAccountKubeconfig writes a kubeconfig that authenticates as
+// the router's ServiceAccount in ns (a client certificate with its user
+// name and groups, which RBAC treats like its token).
+func writeServiceAccountKubeconfig(t *testing.T, path, ns string) {
+	t.Helper()
+	sa, err := env.UserConfig(fmt.Sprintf("system:serviceaccount:%s:%s", ns, routerName),
+		"system:serviceaccounts", "system:serviceaccounts:"+ns, "system:authenticated")
+	require.NoError(t, err)
+	c := clientcmdapi.NewConfig()
+	c.Clusters["test"] = &clientcmdapi.Cluster{Server: sa.Host, CertificateAuthorityData: sa.CAData}
+	c.AuthInfos["router"] = &clientcmdapi.AuthInfo{ClientCertificateData: sa.CertData, ClientKeyData: sa.KeyData}
+	c.Contexts["router"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "router", Namespace: ns}
+	c.CurrentContext = "router"
+	require.NoError(t, clientcmd.WriteToFile(*c, path))
 }
 
 // lockedBuffer collects a child's stderr: written by a reader goroutine,
