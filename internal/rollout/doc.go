@@ -14,7 +14,10 @@
 //     so checking on every tick does not inflate false decisions.
 //   - Controller.Tick is the thin shell: read the VirtualService (the cluster
 //     is the source of truth), read the evidence, call Next, write weights
-//     and state in one conditional update, emit an Event and metrics.
+//     and state in one conditional update, emit an Event and metrics. The
+//     VirtualService is reached through internal/istio's backends (Kube,
+//     File): Observe for the read, SetRoutes with IfVersion and
+//     WithAnnotations for the fenced write (see Target).
 //   - Leader runs Tick in a loop only while holding a coordination.k8s.io
 //     Lease; every replica still serves. Leader election is not fencing:
 //     each write is conditional on the resourceVersion of the read it was
