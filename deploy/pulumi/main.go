@@ -9,6 +9,7 @@
 //	cd deploy/pulumi
 //	pulumi stack init dev
 //	pulumi config set --secret shadowsplit:adminToken "$(openssl rand -hex 32)"
+//	pulumi config set --secret shadowsplit:fingerprintKey "$(openssl rand -hex 32)"
 //	pulumi config set shadowsplit:routerImage registry.example.com/shadowsplit/router:v0.1.0
 //	pulumi up
 //
@@ -47,18 +48,22 @@ type outputs struct {
 }
 
 // program declares every resource and exports the outputs. It reads the
-// config namespace "shadowsplit" (see Settings); adminToken must be set as a
-// secret.
+// config namespace "shadowsplit" (see Settings); adminToken and
+// fingerprintKey must be set as secrets.
 func program(ctx *pulumi.Context) (*outputs, error) {
 	c := config.New(ctx, configNamespace)
 	s, err := loadSettings(c)
 	if err != nil {
 		return nil, err
 	}
-	adminToken, err := c.TrySecret("adminToken")
-	if err != nil {
+	var secrets routerSecrets
+	if secrets.AdminToken, err = c.TrySecret("adminToken"); err != nil {
 		return nil, fmt.Errorf("config %s:adminToken is required: the router's admin API and report need a bearer token; "+
 			"set one with `pulumi config set --secret %s:adminToken \"$(openssl rand -hex 32)\"`", configNamespace, configNamespace)
+	}
+	if secrets.FingerprintKey, err = c.TrySecret("fingerprintKey"); err != nil {
+		return nil, fmt.Errorf("config %s:fingerprintKey is required: the HMAC key (16 bytes or more) of the diff store's input fingerprints; "+
+			"set one with `pulumi config set --secret %s:fingerprintKey \"$(openssl rand -hex 32)\"`", configNamespace, configNamespace)
 	}
 
 	var ns pulumi.StringInput = pulumi.String(s.Namespace)
@@ -91,7 +96,7 @@ func program(ctx *pulumi.Context) (*outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	routerSvc, err := deployRouter(ctx, s, ns, sa, adminToken, nsOpts...)
+	routerSvc, err := deployRouter(ctx, s, ns, sa, secrets, nsOpts...)
 	if err != nil {
 		return nil, err
 	}

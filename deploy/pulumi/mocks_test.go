@@ -175,10 +175,10 @@ func runProgram(t *testing.T, cfg map[string]string) (result, error) {
 	return result{resources: append([]registered(nil), m.resources...), outputs: outputs}, err
 }
 
-// withToken is the minimal valid config: the admin token is the one
-// required key.
+// withToken is the minimal valid config: the admin token and the
+// fingerprint key are the required keys.
 func withToken(kv ...string) map[string]string {
-	cfg := map[string]string{"adminToken": "test-token"}
+	cfg := map[string]string{"adminToken": "test-token", "fingerprintKey": "test-fingerprint-key-0123456789"}
 	for i := 0; i+1 < len(kv); i += 2 {
 		cfg[kv[i]] = kv[i+1]
 	}

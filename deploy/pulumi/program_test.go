@@ -240,10 +240,13 @@ func TestRouterWorkload(t *testing.T) {
 	// The admin token reaches the Secret as a secret (encrypted in Pulumi's
 	// state), as a file the config names.
 	assert.Equal(t, "test-token", path(secret.Inputs, "stringData", "admin-token"))
+	assert.Equal(t, "test-fingerprint-key-0123456789", path(secret.Inputs, "stringData", "fingerprint-key"))
 	assert.True(t, secret.Secrets["stringData"], "the token must stay a Pulumi secret")
 	var cfg map[string]any
 	require.NoError(t, yaml.Unmarshal([]byte(routerConfigOf(t, r)), &cfg))
 	assert.Equal(t, "/etc/shadowsplit/secret/admin-token", path(cfg, "admin", "tokenFile"))
+	assert.Equal(t, "/etc/shadowsplit/secret/fingerprint-key", path(cfg, "store", "inputs", "fingerprintKeyFile"))
+	assert.Equal(t, "/var/lib/shadowsplit/diffs.db", path(cfg, "store", "sqlite", "path"), "on the data volume")
 
 	svc := r.get(t, tService, "shadowsplit-router")
 	assert.Equal(t, []any{
@@ -340,6 +343,11 @@ func TestConfigErrors(t *testing.T) {
 		_, err := runProgram(t, map[string]string{})
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "pulumi config set --secret shadowsplit:adminToken")
+	})
+	t.Run("fingerprint key required", func(t *testing.T) {
+		_, err := runProgram(t, map[string]string{"adminToken": "x"})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "pulumi config set --secret shadowsplit:fingerprintKey")
 	})
 	t.Run("every bad key named at once", func(t *testing.T) {
 		_, err := runProgram(t, withToken("shape", "sideways", "canaryWeight", "150", "mirrorPercent", "lots",

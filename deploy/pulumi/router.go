@@ -86,12 +86,20 @@ func deployRouterRBAC(ctx *pulumi.Context, s Settings, ns pulumi.StringInput, op
 	return sa, nil
 }
 
+// routerSecrets are the Secret's files, from secret Pulumi config.
+type routerSecrets struct {
+	// AdminToken is the admin API's bearer token.
+	AdminToken pulumi.StringInput
+	// FingerprintKey is the HMAC key of the diff store's input fingerprints.
+	FingerprintKey pulumi.StringInput
+}
+
 // deployRouter creates the router's config, secret, Deployment, Service,
 // PodDisruptionBudget and NetworkPolicy. The ConfigMap and Secret are
 // auto-named (Pulumi appends a suffix and replaces them when their data
 // changes), so a config or token change rolls the Deployment.
 func deployRouter(ctx *pulumi.Context, s Settings, ns pulumi.StringInput, sa *corev1.ServiceAccount,
-	adminToken pulumi.StringInput, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
+	secrets routerSecrets, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
 	cfgYAML, err := routerConfig(s)
 	if err != nil {
 		return nil, err
@@ -106,9 +114,9 @@ func deployRouter(ctx *pulumi.Context, s Settings, ns pulumi.StringInput, sa *co
 	secret, err := corev1.NewSecret(ctx, routerName+"-secret", &corev1.SecretArgs{
 		Metadata: &metav1.ObjectMetaArgs{Namespace: ns, Labels: stringMap(routerLabels)},
 		Type:     pulumi.String("Opaque"),
-		// adminToken comes from a secret config value, so Pulumi keeps it
-		// encrypted in the state as well.
-		StringData: pulumi.StringMap{tokenFileName: adminToken},
+		// Both come from secret config values, so Pulumi keeps them
+		// encrypted in its state as well.
+		StringData: pulumi.StringMap{tokenFileName: secrets.AdminToken, fingerprintKeyName: secrets.FingerprintKey},
 	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("router Secret: %w", err)

@@ -21,6 +21,7 @@ type routerConfigFile struct {
 	Shadow        *shadowConfig   `yaml:"shadow,omitempty"`
 	Tap           *tapConfig      `yaml:"tap,omitempty"`
 	Compare       compareConfig   `yaml:"compare"`
+	Store         storeConfig     `yaml:"store"`
 	Rollout       rolloutConfig   `yaml:"rollout"`
 	Admin         adminConfig     `yaml:"admin"`
 	Telemetry     telemetryConfig `yaml:"telemetry"`
@@ -44,6 +45,21 @@ type tapConfig struct {
 
 type compareConfig struct {
 	Window string `yaml:"window"`
+}
+
+// storeConfig keeps compared pairs in SQLite on the pod's data volume.
+type storeConfig struct {
+	Driver string `yaml:"driver"`
+	SQLite struct {
+		Path     string `yaml:"path"`
+		MaxPages int    `yaml:"maxPages"`
+	} `yaml:"sqlite"`
+	Retention struct {
+		MaxAge string `yaml:"maxAge"`
+	} `yaml:"retention"`
+	Inputs struct {
+		FingerprintKeyFile string `yaml:"fingerprintKeyFile"`
+	} `yaml:"inputs"`
 }
 
 // rolloutConfig turns on the rollout loop against the VirtualService this
@@ -84,7 +100,10 @@ const (
 	configFileName = "config.yaml"
 	secretDir      = "/etc/shadowsplit/secret"
 	tokenFileName  = "admin-token"
-	dataDir        = "/var/lib/shadowsplit"
+	// fingerprintKeyName is the Secret key (and file) of the HMAC key for
+	// input fingerprints.
+	fingerprintKeyName = "fingerprint-key"
+	dataDir            = "/var/lib/shadowsplit"
 	// shutdownDrainSeconds and stableTimeoutSeconds size the pod's
 	// terminationGracePeriodSeconds.
 	shutdownDrainSeconds = 10
@@ -115,6 +134,14 @@ func routerConfig(s Settings) ([]byte, error) {
 		ShutdownDrain: fmt.Sprintf("%ds", shutdownDrainSeconds),
 	}
 	f.Shadow = &shadowConfig{Percent: s.ShadowPercent}
+	// One store per replica, lost with the pod; 1 GiB cap inside the 2Gi
+	// volume. The key comes from the Secret, so fingerprints match across
+	// replicas and restarts.
+	f.Store.Driver = "sqlite"
+	f.Store.SQLite.Path = dataDir + "/diffs.db"
+	f.Store.SQLite.MaxPages = 262144
+	f.Store.Retention.MaxAge = "168h"
+	f.Store.Inputs.FingerprintKeyFile = secretDir + "/" + fingerprintKeyName
 	if s.Shape == shapeTap {
 		// Istio samples (mirrorPercentage): the router replays every copy
 		// it is sent (a tap router with shadow.percent 0 replays nothing),

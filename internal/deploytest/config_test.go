@@ -172,6 +172,13 @@ func TestShippedConfigRunsTheRouter(t *testing.T) {
 			require.True(t, ok, "the shipped config has no rollout section")
 			assert.Equal(t, exampleNamespace, ro["namespace"])
 			ro["namespace"], ro["kubeconfig"] = a.ns, kubeconfig
+			// The store's file and key live on pod volumes; here, in dir.
+			store, ok := cfg["store"].(map[string]any)
+			require.True(t, ok, "the shipped config has no store section")
+			store["sqlite"].(map[string]any)["path"] = filepath.Join(dir, "diffs.db")
+			keyPath := filepath.Join(dir, "fingerprint-key")
+			require.NoError(t, os.WriteFile(keyPath, []byte("0123456789abcdef0123456789abcdef"), 0o600))
+			store["inputs"].(map[string]any)["fingerprintKeyFile"] = keyPath
 			out, err := yaml.Marshal(cfg)
 			require.NoError(t, err)
 			cfgPath := filepath.Join(dir, "config.yaml")
@@ -225,6 +232,17 @@ func TestShippedConfigRunsTheRouter(t *testing.T) {
 				n, _ := m["exchanges"].(float64)
 				return code == http.StatusOK && n >= 1
 			}, 20*time.Second, 50*time.Millisecond, "no comparison in /api/v1/summary\n%s", router.stderr)
+
+			// The diff store is on: the report page is served (behind the token).
+			req, err := http.NewRequest(http.MethodGet, admin+"/reports", nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "/reports with the diff store on")
+			_, err = os.Stat(filepath.Join(dir, "diffs.db"))
+			assert.NoError(t, err, "the SQLite store file")
 
 			// The rollout loop, as the ServiceAccount: it wins the Lease the
 			// Role names, reads the VirtualService at its install weights,

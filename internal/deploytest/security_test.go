@@ -3,6 +3,7 @@ package deploytest
 import (
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,8 +130,14 @@ func TestRouterDeployment(t *testing.T) {
 			assert.Zero(t, *volumes["secret"].Secret.DefaultMode&0o007, "the secret files must not be world-readable")
 
 			cfg := routerConfig(t, objs)
-			assert.True(t, strings.HasPrefix(cfg.Admin.TokenFile, mounts["secret"].MountPath+"/"),
-				"admin.tokenFile %s is not in the secret mount %s", cfg.Admin.TokenFile, mounts["secret"].MountPath)
+			for field, file := range map[string]string{
+				"admin.tokenFile": cfg.Admin.TokenFile, "store.inputs.fingerprintKeyFile": cfg.Store.Inputs.FingerprintKeyFile,
+			} {
+				assert.True(t, strings.HasPrefix(file, mounts["secret"].MountPath+"/"),
+					"%s %s is not in the secret mount %s", field, file, mounts["secret"].MountPath)
+			}
+			assert.Equal(t, mounts["data"].MountPath, filepath.Dir(cfg.Store.SQLite.Path),
+				"store.sqlite.path must be on the writable data volume (the root filesystem is read-only)")
 
 			for name, path := range map[string]string{"data": "/var/lib/shadowsplit", "tmp": "/tmp"} {
 				assert.Equal(t, path, mounts[name].MountPath)
@@ -311,6 +318,14 @@ type shippedConfig struct {
 	Admin struct {
 		TokenFile string `json:"tokenFile"`
 	} `json:"admin"`
+	Store struct {
+		SQLite struct {
+			Path string `json:"path"`
+		} `json:"sqlite"`
+		Inputs struct {
+			FingerprintKeyFile string `json:"fingerprintKeyFile"`
+		} `json:"inputs"`
+	} `json:"store"`
 	ShutdownDrain duration `json:"shutdownDrain"`
 }
 
