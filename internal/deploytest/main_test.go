@@ -106,11 +106,18 @@ func render(t *testing.T, name string) []*unstructured.Unstructured {
 // paths, hence the relative one.)
 func renderIn(t *testing.T, name, ns string) []*unstructured.Unstructured {
 	t.Helper()
+	return renderUserOverlay(t, name, "namespace: "+ns+"\n")
+}
+
+// renderUserOverlay renders a kustomization in a temporary directory that
+// lists the overlay as its resource, plus extra (kustomization YAML).
+func renderUserOverlay(t *testing.T, name, extra string) []*unstructured.Unstructured {
+	t.Helper()
 	dir := t.TempDir()
 	rel, err := filepath.Rel(dir, overlayDir(t, name))
 	require.NoError(t, err)
-	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: " + ns +
-		"\nresources:\n- " + filepath.ToSlash(rel) + "\n"
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" + extra +
+		"resources:\n- " + filepath.ToSlash(rel) + "\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644))
 	objs, err := renderer(t).Render(context.Background(), dir)
 	require.NoError(t, err)

@@ -348,3 +348,23 @@ func routerConfigYAML(t *testing.T, objs []*unstructured.Unstructured) string {
 
 // duration reads "30s" the way the router's config does.
 type duration = metav1.Duration
+
+// TestUserOverlaySetsImage renders the overlay the way docs/install.md
+// step 4 tells users to: their own kustomization with `images:` pointing
+// at their registry. Every container (the router and the example models,
+// which run /modelserver from the same image) takes it.
+func TestUserOverlaySetsImage(t *testing.T) {
+	const image = "registry.example.com/shadowsplit/router:v0.1.0"
+	objs := renderUserOverlay(t, "inline", "namespace: ml\nimages:\n- name: shadowsplit/router\n"+
+		"  newName: registry.example.com/shadowsplit/router\n  newTag: v0.1.0\n")
+	deployments := OfKind(objs, "Deployment")
+	require.Len(t, deployments, 3)
+	for _, u := range deployments {
+		var d appsv1.Deployment
+		fromUnstructured(t, u, &d)
+		for _, c := range d.Spec.Template.Spec.Containers {
+			assert.Equal(t, image, c.Image, "%s/%s", d.Name, c.Name)
+		}
+		assert.Equal(t, "ml", d.Namespace)
+	}
+}
