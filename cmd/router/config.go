@@ -324,6 +324,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("telemetry.logLevel", c.Telemetry.LogLevel, "must be debug, info, warn or error")
 	}
+	errs = append(errs, c.Rollout.validate(c.Mode)...)
 	if c.ShutdownDrain < 0 {
 		bad("shutdownDrain", time.Duration(c.ShutdownDrain), "must not be negative")
 	}

@@ -183,16 +183,22 @@ func TestServeRolloutRollsBackADisagreeingCanary(t *testing.T) {
 // TestServeRolloutRollsBackASlowCanaryAndAFailingOne: real model servers,
 // one 3x slower than stable, one answering 500 on a fifth of the requests.
 func TestServeRolloutRollsBackASlowCanaryAndAFailingOne(t *testing.T) {
+	// Each case isolates one gate: the others are set so loose that only
+	// the gate under test can fire, whatever the shared machine's jitter
+	// does to latency (a canary's 500s also count as disagreements, so the
+	// failing case lowers the agreement threshold below 80%).
 	for _, c := range []struct {
 		name           string
 		stable, canary string
+		threshold      float64
+		gates          string
 		reason         rollout.Reason
 	}{
-		{"slow", modelServerWith(t, 20*time.Millisecond, 0), modelServerWith(t, 60*time.Millisecond, 0), rollout.ReasonLatency},
-		{"failing", modelServerWith(t, 0, 0), modelServerWith(t, 0, 0.2), rollout.ReasonCanaryErrors},
+		{"slow", modelServerWith(t, 20*time.Millisecond, 0), modelServerWith(t, 60*time.Millisecond, 0), 0.9, "    latencySlack: 5ms\n", rollout.ReasonLatency},
+		{"failing", modelServerWith(t, 0, 0), modelServerWith(t, 0, 0.2), 0.5, "    latencySlack: 10s\n", rollout.ReasonCanaryErrors},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r, _, tok := rolloutRouterWith(t, c.stable, c.canary, 0.9, true, "    latencySlack: 5ms\n")
+			r, _, tok := rolloutRouterWith(t, c.stable, c.canary, c.threshold, true, c.gates)
 			stop := load(t, r)
 			defer stop()
 			var st rolloutStatusJSON
