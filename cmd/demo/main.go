@@ -115,7 +115,15 @@ compare:
   window: 1m
   models:
     %s: {mode: probabilities}
-`, stableURL, canaryURL, o.percent, o.model)
+store:
+  sqlite: {path: %q}
+  agreementSample: 1   # keep every pair: the demo is small, the report exact
+  inputs:
+    fields:
+    - {name: region, index: 6}
+    - {name: x0, index: 0, buckets: [-1, 0, 1, 2]}
+  report: {minSliceCount: 10}
+`, stableURL, canaryURL, o.percent, o.model, filepath.Join(work, "diffs.db"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -132,6 +140,7 @@ compare:
 
 	fmt.Fprintf(out, "shadowsplit demo\n  stable model  %s\n  canary model  %s (disagrees on a known slice: region=north with a high x0)\n  router        %s  (admin %s)\n", stableURL, canaryURL, dataURL, adminURL)
 	fmt.Fprintf(out, "  summary JSON  %s/api/v1/summary\n  metrics       %s/metrics\n", adminURL, adminURL)
+	fmt.Fprintf(out, "  diff report   %s/reports  (export: %s/api/v1/diffs?format=parquet)\n", adminURL, adminURL)
 	fmt.Fprintf(out, "sending %.0f requests/s for %v (Ctrl-C stops early)\n\n", o.rate, o.duration)
 
 	bodies, err := loadtest.DemoBodies("v1", 512, 1, 42)

@@ -327,7 +327,7 @@ func (a *acc) finish(q Query) *Summary {
 	// Both models share bins, so their histograms compare bar for bar.
 	hi := math.Max(quantile(&a.stable, 0.99), quantile(&a.canary, 0.99))
 	edges := linspace(0, hi*1.05+1e-9, histogramBins)
-	s.Latency = LatencyReport{Stable: distribution(&a.stable, edges), Canary: distribution(&a.canary, edges), Delta: distribution(&a.delta, nil)}
+	s.Latency = LatencyReport{Stable: distribution(&a.stable, edges), Canary: distribution(&a.canary, edges), Delta: distribution(&a.delta, robustEdges(&a.delta))}
 	for _, field := range sortedKeys(a.slices) {
 		for _, v := range sortedKeys(a.slices[field]) {
 			p := a.slices[field][v]
@@ -448,3 +448,14 @@ func sortLabels(l []string) {
 }
 
 func replaceTrace(tmpl, id string) string { return strings.ReplaceAll(tmpl, "{trace_id}", id) }
+
+// robustEdges spans the 1st to 99th percentile, so a few outliers (a GC
+// pause, one slow call) do not squash the histogram into one bar; the
+// outliers count in the end bins.
+func robustEdges(s *sample) []float64 {
+	lo, hi := quantile(s, 0.01), quantile(s, 0.99)
+	if hi <= lo {
+		return nil
+	}
+	return linspace(lo, hi, histogramBins)
+}

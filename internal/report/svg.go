@@ -74,7 +74,14 @@ func (f *frame) axes(yfmt func(float64) string, xtitle, ytitle string) {
 }
 
 func (f *frame) xtick(x float64, label string) {
-	fmt.Fprintf(&f.b, `<text x="%.1f" y="%.1f" text-anchor="middle" class="tick">%s</text>`, f.X(x), f.Y(f.y0)+14, esc(label))
+	anchor := "middle" // the first and last labels stay inside the chart
+	switch {
+	case x <= f.x0:
+		anchor = "start"
+	case x >= f.x1:
+		anchor = "end"
+	}
+	fmt.Fprintf(&f.b, `<text x="%.1f" y="%.1f" text-anchor="%s" class="tick">%s</text>`, f.X(x), f.Y(f.y0)+14, anchor, esc(label))
 }
 
 func (f *frame) done() template.HTML {
