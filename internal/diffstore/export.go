@@ -76,7 +76,7 @@ func ContentType(format string) string {
 	return "application/x-ndjson"
 }
 
-// Row converts a record to the export schema.
+// Row converts a record to the export schema. Pure.
 func Row(r *Record) ExportRow {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	row := ExportRow{ID: r.ID, Time: r.Time.UTC(), RequestID: r.RequestID, TraceID: r.TraceID, RolloutID: r.RolloutID,
@@ -109,7 +109,8 @@ type Scanner interface {
 }
 
 // Export streams the records matching f to w in format (parquet, jsonl
-// or csv) and returns how many it wrote. Memory stays bounded: rows are
+// or csv) and returns how many it wrote. It blocks on src and w; safe for
+// concurrent use with other exports and with writes to the store. Memory stays bounded: rows are
 // written as they are read (Parquet buffers one row group of at most
 // 8192 rows).
 func Export(ctx context.Context, src Scanner, f Filter, format string, w io.Writer) (int, error) {

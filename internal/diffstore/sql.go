@@ -27,6 +27,8 @@ var migrationsFS embed.FS
 
 // Backend is where records live. Both implementations share this code path
 // through database/sql and differ only in their dialect (see sqlDialect).
+// Implementations are safe for concurrent use; every method does I/O and
+// is bounded by its context.
 type Backend interface {
 	// Migrate brings the schema to the newest version in migrations/.
 	// Idempotent and safe when several replicas run it at once.

@@ -92,6 +92,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 
 // Render writes the report as one self-contained HTML page (inline CSS and
 // SVG, no script, no external resource): it works offline and as a file.
+// Safe for concurrent use; it blocks only on w.
 func Render(w io.Writer, s *Summary) error {
 	return page.Execute(w, s)
 }

@@ -213,7 +213,7 @@ type Example struct {
 
 // Build reads the records matching q from src in one pass and computes
 // the summary. It does I/O through src only; memory is bounded whatever
-// the number of records.
+// the number of records. Safe for concurrent use.
 func Build(ctx context.Context, src diffstore.Scanner, q Query, now time.Time) (*Summary, error) {
 	q.defaults()
 	a := newAcc(q)
