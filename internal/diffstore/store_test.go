@@ -208,3 +208,17 @@ func TestRetentionByAgeAndSize(t *testing.T) {
 	require.NoError(t, err)
 	assert.LessOrEqual(t, after, used/2)
 }
+
+func TestWriterRunsRetentionOnItsOwn(t *testing.T) {
+	now := t0.Add(time.Hour) // every record is an hour old
+	s := openSQLiteStore(t, Config{AgreementSample: 1, MaxAge: time.Minute, RetentionInterval: 20 * time.Millisecond,
+		Now: func() time.Time { return now }}, nil)
+	for i := range 10 {
+		feed(s, exchange(i, "1", "2"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, s.Flush(ctx))
+	require.Eventually(t, func() bool { return testutil.ToFloat64(s.m.prunedAge) == 10 }, 20*time.Second, 20*time.Millisecond)
+	assert.Empty(t, all(t, s, Filter{}))
+}
