@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -114,7 +115,7 @@ func (r RolloutConfig) validate(mode string) []error {
 	switch r.Target {
 	case "kube":
 		if r.Namespace == "" {
-			bad("namespace", r.Namespace, "is required with target kube")
+			bad("namespace", r.Namespace, "is required with target kube outside a pod (inside one it defaults to the pod's namespace)")
 		}
 	case "file":
 		if r.File == "" {
@@ -221,13 +222,32 @@ func withRolloutDefaults(r RolloutConfig) RolloutConfig {
 	if r.Evidence.Source == "" {
 		r.Evidence.Source = "inprocess"
 	}
-	if r.Leader.LeaseName == "" && r.Name != "" {
-		r.Leader.LeaseName = r.Name + "-shadowsplit-rollout"
+	if r.Namespace == "" && r.Target == "kube" {
+		// In a pod, default to the pod's own namespace, so one config
+		// file serves every namespace the manifests are installed in.
+		r.Namespace = podNamespace()
+	}
+	if r.Leader.LeaseName == "" {
+		// The name deploy/kustomize/base/rbac.yaml grants (resourceNames).
+		r.Leader.LeaseName = defaultLeaseName
 	}
 	if r.Leader.LeaseNamespace == "" {
 		r.Leader.LeaseNamespace = r.Namespace
 	}
 	return r
+}
+
+// defaultLeaseName is the Lease the shipped Role allows the router to update.
+const defaultLeaseName = "shadowsplit-router"
+
+// podNamespace reads the namespace Kubernetes mounts into every pod with a
+// ServiceAccount token; "" outside a cluster. A variable so tests can stub it.
+var podNamespace = func() string {
+	b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // rolloutDeps is what the rollout loop gets from serve.
