@@ -285,6 +285,7 @@ func (h *reportHandlers) page(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.Interactive = true
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(http.StatusOK)
 	return report.Render(c.Response(), s)

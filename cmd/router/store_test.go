@@ -246,6 +246,11 @@ store:
 	require.NoError(t, err)
 	assert.Contains(t, string(page), "<svg")
 	assert.NotContains(t, string(page), "<script")
+	assert.NotContains(t, string(page), "<form", "a static file has nowhere to submit a form to")
+	code, b = get("/reports?rollout=no-such-rollout")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, string(b), "No compared pairs yet")
+	assert.Contains(t, string(b), `name="rollout" value="no-such-rollout"`)
 	err = run(context.Background(), []string{"report", "export", "--config", cfgPath, "--format", "xlsx"}, func(string) string { return "" }, &out, &errb)
 	assert.ErrorContains(t, err, `"xlsx"`)
 

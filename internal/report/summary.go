@@ -95,6 +95,10 @@ type Summary struct {
 	MinSlice     int       `json:"min_slice_count"`
 	Examples     []Example `json:"top_disagreements"`
 
+	// Interactive shows a range/rollout form on the page (the admin
+	// page sets it; a static file has nowhere to submit to).
+	Interactive bool `json:"-"`
+
 	traceURL string
 }
 
