@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -32,19 +33,23 @@ func main() {
 }
 
 type options struct {
-	bin      string
-	duration time.Duration
-	rate     float64
-	every    time.Duration
-	percent  float64
-	model    string
-	verbose  bool
+	bin       string
+	dir       string
+	threshold float64
+	duration  time.Duration
+	rate      float64
+	every     time.Duration
+	percent   float64
+	model     string
+	verbose   bool
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.StringVar(&o.bin, "bin", "bin", "folder with the router and modelserver binaries (make demo builds them)")
+	fs.StringVar(&o.dir, "dir", filepath.Join("out", "demo"), "folder for the VirtualService file, the diff database and the router config (kept after the demo)")
+	fs.Float64Var(&o.threshold, "threshold", 0.99, "agreement the canary must show to be promoted (the demo canary agrees about 96%: 0.99 rolls it back, 0.95 promotes it step by step)")
 	fs.DurationVar(&o.duration, "duration", 60*time.Second, "how long to send load before stopping")
 	fs.Float64Var(&o.rate, "rate", 200, "requests per second sent to the router")
 	fs.DurationVar(&o.every, "every", 3*time.Second, "how often to print the live line")
@@ -67,11 +72,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if o.verbose {
 		logw = os.Stderr
 	}
-	work, err := os.MkdirTemp("", "shadowsplit-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
 
 	var procs []*proc
 	defer func() {
@@ -104,7 +104,20 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfgPath := filepath.Join(work, "router.yaml")
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return fmt.Errorf("--dir %s: %w", o.dir, err)
+	}
+	vsPath := filepath.Join(o.dir, "virtualservice.yaml")
+	dbPath := filepath.Join(o.dir, "diffs.db")
+	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+		_ = os.Remove(p) // each demo starts from an empty store
+	}
+	// The file backend of the VirtualService: the router moves the weights
+	// in this manifest exactly as it would on a cluster.
+	if err := os.WriteFile(vsPath, []byte(demoVirtualService), 0o644); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(o.dir, "router.yaml")
 	cfg := fmt.Sprintf(`# written by make demo
 listen: 127.0.0.1:0
 adminListen: 127.0.0.1:0
@@ -123,7 +136,19 @@ store:
     - {name: region, index: 6}
     - {name: x0, index: 0, buckets: [-1, 0, 1, 2]}
   report: {minSliceCount: 10}
-`, stableURL, canaryURL, o.percent, o.model, filepath.Join(work, "diffs.db"))
+rollout:
+  enabled: true
+  target: file
+  file: %q
+  name: model
+  hosts: {router: model-router, canary: model-canary}
+  interval: 1s
+  gates:
+    agreementThreshold: %g
+    minPairs: 200
+    minDwell: 5s
+    latencySlack: 50ms   # a shared laptop's jitter is not the canary's fault
+`, stableURL, canaryURL, o.percent, o.model, dbPath, vsPath, o.threshold)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -141,6 +166,7 @@ store:
 	fmt.Fprintf(out, "shadowsplit demo\n  stable model  %s\n  canary model  %s (disagrees on a known slice: region=north with a high x0)\n  router        %s  (admin %s)\n", stableURL, canaryURL, dataURL, adminURL)
 	fmt.Fprintf(out, "  summary JSON  %s/api/v1/summary\n  metrics       %s/metrics\n", adminURL, adminURL)
 	fmt.Fprintf(out, "  diff report   %s/reports  (export: %s/api/v1/diffs?format=parquet)\n", adminURL, adminURL)
+	fmt.Fprintf(out, "  rollout       %s/api/v1/rollout  (weights in %s, threshold %g)\n", adminURL, vsPath, o.threshold)
 	fmt.Fprintf(out, "sending %.0f requests/s for %v (Ctrl-C stops early)\n\n", o.rate, o.duration)
 
 	bodies, err := loadtest.DemoBodies("v1", 512, 1, 42)
@@ -170,6 +196,7 @@ store:
 			<-loadDone
 			fmt.Fprintln(out, "\ninterrupted; final figures:")
 			printLine(out, client, adminURL, time.Since(start))
+			finish(out, routerBin, o.dir, cfgPath, vsPath)
 			return nil
 		case err := <-loadDone:
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -179,6 +206,7 @@ store:
 			time.Sleep(500 * time.Millisecond)
 			fmt.Fprintln(out, "\nload finished; final figures:")
 			printLine(out, client, adminURL, time.Since(start))
+			finish(out, routerBin, o.dir, cfgPath, vsPath)
 			return nil
 		case <-tick.C:
 			printLine(out, client, adminURL, time.Since(start))
@@ -204,7 +232,73 @@ func printLine(out io.Writer, c *http.Client, adminURL string, elapsed time.Dura
 		return
 	}
 	fmt.Fprintln(out, s.line(elapsed, sc))
+	if r, err := readRollout(c, adminURL); err == nil {
+		fmt.Fprintf(out, "       rollout: %s, step %d, canary weight %d%%", r.State.Phase, r.State.Step, r.CanaryWeight)
+		if r.State.Reason != "" {
+			fmt.Fprintf(out, " (%s: %s)", r.State.Reason, r.State.Message)
+		}
+		fmt.Fprintln(out)
+	}
 }
+
+// finish writes the offline report from the kept diff store and says where
+// everything the demo produced is.
+func finish(out io.Writer, routerBin, dir, cfgPath, vsPath string) {
+	report := filepath.Join(dir, "report.html")
+	cmd := exec.Command(routerBin, "report", "html", "--config", cfgPath, "--out", report)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(out, "\nwriting %s: %v\n%s", report, err, b)
+	} else {
+		fmt.Fprintf(out, "\nreport (offline, self-contained): %s\n", report)
+	}
+	fmt.Fprintf(out, "VirtualService as the router left it: %s\n", vsPath)
+	fmt.Fprintf(out, "diffs for pandas/DuckDB: %s report export --config %s --format parquet --out %s\n",
+		routerBin, cfgPath, filepath.Join(dir, "diffs.parquet"))
+}
+
+// rolloutStatus is the part of /api/v1/rollout the demo prints.
+type rolloutStatus struct {
+	State struct {
+		Phase   string `json:"phase"`
+		Step    int    `json:"step"`
+		Reason  string `json:"reason"`
+		Message string `json:"message"`
+	} `json:"state"`
+	CanaryWeight int32 `json:"canaryWeight"`
+}
+
+func readRollout(c *http.Client, adminURL string) (rolloutStatus, error) {
+	var r rolloutStatus
+	resp, err := c.Get(adminURL + "/api/v1/rollout")
+	if err != nil {
+		return r, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return r, fmt.Errorf("rollout status: %s", resp.Status)
+	}
+	return r, json.NewDecoder(resp.Body).Decode(&r)
+}
+
+// demoVirtualService is the model's VirtualService in the inline shape, at
+// 100/0: the router in the stable path, no live canary traffic yet.
+const demoVirtualService = `# The demo's VirtualService. The router manages only the weights of the
+# "shadowsplit" route and its own shadowsplit.io/ annotations.
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: model
+  namespace: models
+spec:
+  hosts: [model]
+  http:
+  - name: shadowsplit
+    route:
+    - destination: {host: model-router}
+      weight: 100
+    - destination: {host: model-canary}
+      weight: 0
+`
 
 // liveSummary is the part of the router's /api/v1/summary the demo prints.
 type liveSummary struct {
