@@ -325,6 +325,9 @@ func (c *Config) Validate() error {
 		bad("telemetry.logLevel", c.Telemetry.LogLevel, "must be debug, info, warn or error")
 	}
 	errs = append(errs, c.Rollout.validate(c.Mode)...)
+	if err := c.Store.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ShutdownDrain < 0 {
 		bad("shutdownDrain", time.Duration(c.ShutdownDrain), "must not be negative")
 	}

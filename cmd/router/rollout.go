@@ -255,6 +255,9 @@ type rolloutDeps struct {
 	pipeline *pipeline.Pipeline
 	reg      prometheus.Registerer
 	log      *slog.Logger
+	// onTransition, when set, hears every transition (the diff store
+	// stamps records with the rollout id and step). Must not block.
+	onTransition func(rollout.State, rollout.Decision)
 }
 
 // rolloutWiring is what serve needs from the rollout loop.
@@ -283,9 +286,15 @@ func startRollout(ctx context.Context, cfg Config, deps rolloutDeps) (*rolloutWi
 	}
 	cdeps := rollout.ControllerDeps{Evidence: ev, Registerer: deps.reg, Logger: log}
 	var webhook *rollout.Webhook
+	cdeps.OnTransition = deps.onTransition
 	if rc.WebhookURL != "" {
 		webhook = rollout.NewWebhook(rc.WebhookURL, 5*time.Second, log)
-		cdeps.OnTransition = webhook.Notify
+		cdeps.OnTransition = func(st rollout.State, d rollout.Decision) {
+			if deps.onTransition != nil {
+				deps.onTransition(st, d)
+			}
+			webhook.Notify(st, d)
+		}
 	}
 	var kube kubernetes.Interface
 	var stopEvents func()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -261,4 +262,44 @@ func TestRolloutConfigErrorsNameTheField(t *testing.T) {
 		Hosts: RolloutHosts{Router: "r", Canary: "c"}, Plan: []int32{0, 50, 40}})
 	assert.ErrorContains(t, errors.Join(plan.validate("inline")...), "config: rollout.plan:")
 	assert.Empty(t, RolloutConfig{}.validate("inline"), "disabled: nothing to check")
+}
+
+// TestServeRolloutStampsDiffRecords: the diff store learns each transition,
+// so records compared during a step carry that rollout's id and step.
+func TestServeRolloutStampsDiffRecords(t *testing.T) {
+	stable := modelServerWith(t, 0, 0)
+	canary := modelServerWith(t, 0, 0)
+	db := filepath.Join(t.TempDir(), "diffs.db")
+	r, _, tok := rolloutRouterWith(t, stable, canary, 0.9, true,
+		"    latencySlack: 10s\nstore:\n  sqlite: {path: "+db+"}\n  agreementSample: 1\n")
+	stop := load(t, r)
+	var st rolloutStatusJSON
+	require.Eventually(t, func() bool {
+		st = cliStatus(t, r, tok)
+		return st.State.Phase.Terminal()
+	}, 60*time.Second, 50*time.Millisecond)
+	stop()
+	require.Equal(t, rollout.PhasePromoted, st.State.Phase, st.State.Message)
+
+	req, err := http.NewRequest(http.MethodGet, r.admin+"/api/v1/diffs?format=jsonl", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	steps := map[int]bool{}
+	dec := json.NewDecoder(resp.Body)
+	for dec.More() {
+		var rec struct {
+			RolloutID   string `json:"rollout_id"`
+			RolloutStep int    `json:"rollout_step"`
+		}
+		require.NoError(t, dec.Decode(&rec))
+		if rec.RolloutID != "" {
+			assert.Equal(t, st.State.ID, rec.RolloutID)
+			steps[rec.RolloutStep] = true
+		}
+	}
+	assert.True(t, steps[1] && steps[2], "records were stamped with the steps they were compared in: %v", steps)
 }

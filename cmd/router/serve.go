@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	rolloutpkg "github.com/shadowsplit/shadowsplit/internal/rollout"
 )
 
 // resolveServeConfig turns defaults, the config file and the flags (in that
@@ -125,7 +127,10 @@ func serve(ctx context.Context, args []string, _ func(string) string, stdout, st
 	if err != nil {
 		return err
 	}
-	rollout, err := startRollout(ctx, cfg, rolloutDeps{pipeline: wiring.pipeline, reg: reg, log: log})
+	rollout, err := startRollout(ctx, cfg, rolloutDeps{pipeline: wiring.pipeline, reg: reg, log: log,
+		onTransition: func(st rolloutpkg.State, _ rolloutpkg.Decision) {
+			store.setRollout(st.ID, st.Step, string(st.Phase))
+		}})
 	if err != nil {
 		wiring.close(context.WithoutCancel(ctx))
 		return err
