@@ -69,6 +69,7 @@ type RetentionConfig struct {
 // listed fields (and a keyed fingerprint) is stored unless storeRaw is on.
 type InputsConfig struct {
 	Fields             []InputField `json:"fields"`
+	Headers            []string     `json:"headers"`
 	StoreRaw           bool         `json:"storeRaw"`
 	MaxRawBytes        int          `json:"maxRawBytes"`
 	FingerprintKeyFile string       `json:"fingerprintKeyFile"`
@@ -140,7 +141,7 @@ func (c *StoreConfig) validate() error {
 	if c.Retention.Interval < 0 {
 		bad("retention.interval", time.Duration(c.Retention.Interval), "must not be negative")
 	}
-	if err := (&diffstore.Redaction{Fields: c.fields(), MaxRawBytes: c.Inputs.MaxRawBytes}).Validate(); err != nil {
+	if err := (&diffstore.Redaction{Fields: c.fields(), Headers: c.Inputs.Headers, MaxRawBytes: c.Inputs.MaxRawBytes}).Validate(); err != nil {
 		bad("inputs", "", err.Error())
 	}
 	if u := c.Report.TraceURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
@@ -167,7 +168,7 @@ func storeConfig(cfg Config, log *slog.Logger) (diffstore.Config, error) {
 	dc := diffstore.Config{Driver: c.Driver, SQLitePath: c.SQLite.Path, SQLiteMaxPages: c.SQLite.MaxPages, PostgresDSN: c.Postgres.DSN,
 		AgreementSample: c.AgreementSample, QueueSize: c.QueueSize, BatchSize: c.BatchSize, FlushInterval: time.Duration(c.FlushInterval),
 		MaxAge: time.Duration(c.Retention.MaxAge), MaxBytes: c.Retention.MaxBytes, RetentionInterval: time.Duration(c.Retention.Interval),
-		Redaction: diffstore.Redaction{Fields: c.fields(), StoreRaw: c.Inputs.StoreRaw, MaxRawBytes: c.Inputs.MaxRawBytes},
+		Redaction: diffstore.Redaction{Fields: c.fields(), Headers: c.Inputs.Headers, StoreRaw: c.Inputs.StoreRaw, MaxRawBytes: c.Inputs.MaxRawBytes},
 		Logger:    log}
 	if c.Postgres.DSNFile != "" {
 		b, err := os.ReadFile(c.Postgres.DSNFile)

@@ -81,6 +81,16 @@ func (s *Store) build(ex models.Exchange, res compare.Result, weight float64) Re
 	}
 	red := s.red.redact(ex.Protocol, ex.Request)
 	r.InputFingerprint, r.InputRaw = red.fingerprint, red.raw
+	// Allow-listed headers describe the whole request: every instance
+	// carries them, so the report can slice by them.
+	if hv := s.red.headers(ex.Header); hv != nil {
+		for i := range red.instances {
+			red.instances[i].inputs = withValues(red.instances[i].inputs, hv)
+		}
+		if len(red.instances) == 0 {
+			r.Inputs = withValues(nil, hv)
+		}
+	}
 	if len(red.instances) > 0 {
 		r.Inputs = red.instances[0].inputs
 	}
@@ -200,3 +210,14 @@ func (s *Store) value(v *models.Value) any {
 
 // rolloutPtr is the atomic holder type (kept here with its setter).
 type rolloutPtr = atomic.Pointer[rolloutRef]
+
+// withValues adds kv to m (made if nil) and returns it.
+func withValues(m, kv map[string]any) map[string]any {
+	if m == nil {
+		m = make(map[string]any, len(kv))
+	}
+	for k, v := range kv {
+		m[k] = v
+	}
+	return m
+}

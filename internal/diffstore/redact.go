@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/shadowsplit/shadowsplit/internal/models"
@@ -39,6 +41,11 @@ type Field struct {
 type Redaction struct {
 	// Fields is the allow-list. Anything not listed is never stored.
 	Fields []Field
+	// Headers are request headers whose value is kept as a slice of every
+	// instance (e.g. X-Tenant, X-Client-Version), under the header's
+	// lower-case name. Credentials (Authorization, Cookie,
+	// Proxy-Authorization) can never be listed.
+	Headers []string
 	// StoreRaw stores the request body (capped at MaxRawBytes). Off by
 	// default: request bodies can hold personal data.
 	StoreRaw bool
@@ -72,6 +79,18 @@ func (r *Redaction) Validate() error {
 				return fmt.Errorf("inputs.fields[%d].buckets: %v: must be strictly increasing", i, f.Buckets)
 			}
 		}
+	}
+	for i, h := range r.Headers {
+		name := strings.ToLower(strings.TrimSpace(h))
+		switch {
+		case name == "" || strings.ContainsAny(name, " :\t\r\n"):
+			return fmt.Errorf("inputs.headers[%d]: %q: must be a header name", i, h)
+		case name == "authorization" || name == "cookie" || name == "proxy-authorization":
+			return fmt.Errorf("inputs.headers[%d]: %q: credentials are never stored", i, h)
+		case seen[name]:
+			return fmt.Errorf("inputs.headers[%d]: %q: the name is already used by a field or another header", i, h)
+		}
+		seen[name] = true
 	}
 	if r.MaxRawBytes < 0 {
 		return fmt.Errorf("inputs.maxRawBytes: %d: must not be negative", r.MaxRawBytes)
@@ -141,6 +160,30 @@ func (r *redactor) redact(proto models.Protocol, body []byte) redacted {
 		}
 	}
 	out.fingerprint = r.mac(canon)
+	return out
+}
+
+// headers returns the allow-listed header values (first value, capped),
+// keyed by the header's lower-case name; nil when none is listed or set.
+func (r *redactor) headers(h map[string][]string) map[string]any {
+	if len(r.cfg.Headers) == 0 || len(h) == 0 {
+		return nil
+	}
+	var out map[string]any
+	for _, name := range r.cfg.Headers {
+		vs := h[textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name))]
+		if len(vs) == 0 {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]any, len(r.cfg.Headers))
+		}
+		v := vs[0]
+		if len(v) > maxStringField {
+			v = v[:maxStringField]
+		}
+		out[strings.ToLower(strings.TrimSpace(name))] = v
+	}
 	return out
 }
 

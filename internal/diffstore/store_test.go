@@ -222,3 +222,45 @@ func TestWriterRunsRetentionOnItsOwn(t *testing.T) {
 	require.Eventually(t, func() bool { return testutil.ToFloat64(s.m.prunedAge) == 10 }, 20*time.Second, 20*time.Millisecond)
 	assert.Empty(t, all(t, s, Filter{}))
 }
+
+func TestAllowListedHeadersBecomeSlicesAndCredentialsNever(t *testing.T) {
+	dir := t.TempDir()
+	s := openSQLiteStore(t, Config{SQLitePath: filepath.Join(dir, "diffs.db"), AgreementSample: 1,
+		Redaction: Redaction{FingerprintKey: []byte("k"), Fields: []Field{{Name: "region"}}, Headers: []string{"x-tenant"}}}, nil)
+	for i := range 10 {
+		ex := exchange(i, "1", "2")
+		ex.Header = map[string][]string{
+			"X-Tenant":      {"acme"},
+			"X-Other":       {"NOT-LISTED-HEADER"},
+			"Authorization": {"Bearer SECRET-TOKEN"},
+		}
+		feed(s, ex)
+	}
+	recs := all(t, s, Filter{})
+	require.Len(t, recs, 10)
+	assert.Equal(t, map[string]any{"region": "north", "x-tenant": "acme"}, recs[0].Inputs)
+	assert.Equal(t, "acme", recs[0].InstanceDiffs[0].Inputs["x-tenant"], "every instance carries the request's headers, so slices see them")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, s.Close(ctx))
+	files, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		require.NoError(t, err)
+		assert.False(t, bytes.Contains(b, []byte("SECRET-TOKEN")), "%s holds a credential", f.Name())
+		assert.False(t, bytes.Contains(b, []byte("NOT-LISTED-HEADER")), "%s holds a header not on the allow-list", f.Name())
+	}
+}
+
+func TestCredentialHeadersCannotBeAllowListed(t *testing.T) {
+	for _, h := range []string{"Authorization", "cookie", " Proxy-Authorization "} {
+		err := (&Redaction{Headers: []string{h}}).Validate()
+		require.Error(t, err, h)
+		assert.Contains(t, err.Error(), "credentials are never stored")
+	}
+	err := (&Redaction{Fields: []Field{{Name: "x-tenant"}}, Headers: []string{"X-Tenant"}}).Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "inputs.headers[0]")
+}

@@ -78,6 +78,10 @@ type Exchange struct {
 	ContentType string
 	// Request is the request body as sent to both models.
 	Request []byte
+	// Header is the request's header as received (canonical keys). The
+	// diff store keeps only the headers on its allow-list, as slice
+	// values; like the byte slices, it is only valid during Record.
+	Header map[string][]string
 	// Stable and Canary are the two answers.
 	Stable Response
 	Canary Response

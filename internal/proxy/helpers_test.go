@@ -86,6 +86,7 @@ func (c *chanRecorder) Record(ex models.Exchange) {
 	ex.Request = bytes.Clone(ex.Request)
 	ex.Stable.Body = bytes.Clone(ex.Stable.Body)
 	ex.Canary.Body = bytes.Clone(ex.Canary.Body)
+	ex.Header = http.Header(ex.Header).Clone()
 	c.ch <- ex
 }
 

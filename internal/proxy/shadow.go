@@ -200,6 +200,7 @@ func (h *Handler) record(f *flight) {
 		Path:        f.path,
 		ContentType: f.contentType,
 		Request:     f.reqBuf,
+		Header:      f.header,
 		Stable:      h.decoded(&f.stable),
 		Canary:      h.decoded(&f.canary),
 		Start:       f.start,

@@ -110,6 +110,7 @@ func TestShadowRequestHeaders(t *testing.T) {
 			assert.Equal(t, parent, c.Get("Traceparent"), "W3C trace context reaches the canary")
 			assert.Equal(t, parent, s.Get("Traceparent"))
 			assert.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", ex.TraceID)
+			assert.Equal(t, "kept", http.Header(ex.Header).Get("X-Custom"), "the Exchange carries the request's header for slicing")
 			assert.Equal(t, "Bearer secret", s.Get("Authorization"), "stable always gets the client's credentials")
 			if forward {
 				assert.Equal(t, "Bearer secret", c.Get("Authorization"))
