@@ -49,8 +49,10 @@ test: fmt-check vet build-static kube-bin kustomize-bin
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) test-pulumi
 
-demo:
-	$(GO) run ./cmd/demo
+# DEMO_FLAGS passes flags through, e.g. make demo DEMO_FLAGS="--threshold 0.95 --duration 2m"
+DEMO_FLAGS ?=
+demo: build
+	$(GO) run ./cmd/demo $(DEMO_FLAGS)
 
 bench:
 	$(GO) run ./loadtest/cmd/bench
