@@ -358,7 +358,3 @@ func validateModelCompare(prefix string, m ModelCompare, bad func(string, any, s
 		bad(prefix+".nan", m.NaN, "must be equal or disagree")
 	}
 }
-
-func durationOf(d Duration) time.Duration { return time.Duration(d) }
-
-func compareWindow(c Config) time.Duration { return time.Duration(c.Compare.Window) }

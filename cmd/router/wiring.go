@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sort"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -32,7 +32,7 @@ func buildDataPlane(cfg Config, reg prometheus.Registerer, tp trace.TracerProvid
 		OnResult: onResult,
 		Default:  compareOptions(cfg.Compare.Default),
 		Models:   compareModels(cfg.Compare.Models),
-		Window:   compareWindow(cfg),
+		Window:   time.Duration(cfg.Compare.Window),
 		Logger:   log,
 	}, reg)
 	if err != nil {
@@ -55,15 +55,15 @@ func buildDataPlane(cfg Config, reg prometheus.Registerer, tp trace.TracerProvid
 		ShadowPercent:      int(cfg.Shadow.Percent),
 		Workers:            cfg.Shadow.Workers,
 		QueueSize:          cfg.Shadow.QueueSize,
-		CanaryTimeout:      durationOf(cfg.Canary.Timeout),
-		StableTimeout:      durationOf(cfg.Stable.Timeout),
+		CanaryTimeout:      time.Duration(cfg.Canary.Timeout),
+		StableTimeout:      time.Duration(cfg.Stable.Timeout),
 		MaxBodyBytes:       cfg.Limits.MaxBodyBytes,
 		MaxShadowBodyBytes: cfg.Shadow.MaxBodyBytes,
 		MaxCaptureBytes:    cfg.Limits.MaxCaptureBytes,
 		ForwardCredentials: cfg.Shadow.ForwardCredentials,
 		Breaker: proxy.BreakerConfig{
 			ConsecutiveFailures: cfg.Breaker.ConsecutiveFailures,
-			OpenTimeout:         durationOf(cfg.Breaker.OpenFor),
+			OpenTimeout:         time.Duration(cfg.Breaker.OpenFor),
 			HalfOpenRequests:    cfg.Breaker.HalfOpenRequests,
 		},
 		Mode: proxy.Mode(cfg.Mode),
@@ -108,13 +108,8 @@ func compareOptions(m ModelCompare) compare.Options {
 
 func compareModels(ms map[string]ModelCompare) map[string]compare.Options {
 	out := make(map[string]compare.Options, len(ms))
-	names := make([]string, 0, len(ms))
-	for n := range ms {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		out[n] = compareOptions(ms[n])
+	for n, m := range ms {
+		out[n] = compareOptions(m)
 	}
 	return out
 }
