@@ -73,6 +73,10 @@ func RewriteModel(path, newModel string) string {
 
 // validSegment reports whether s can be a model name or version: one
 // non-empty path segment that is not a dot-segment.
+// ValidModelName reports whether s can stand as a model name (one path
+// segment) in an inference path.
+func ValidModelName(s string) bool { return validSegment(s) }
+
 func validSegment(s string) bool {
 	return s != "" && len(s) <= maxNameSize && s != "." && s != ".." && !strings.ContainsRune(s, '/')
 }

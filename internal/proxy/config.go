@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/shadowsplit/shadowsplit/internal/models"
@@ -240,6 +239,4 @@ func checkUpstream(field string, u *url.URL, required bool) error {
 	return nil
 }
 
-func validModelName(s string) bool {
-	return s != "." && s != ".." && !strings.ContainsRune(s, '/') && models.RewriteModel("/v2/models/m/infer", s) != "/v2/models/m/infer"
-}
+func validModelName(s string) bool { return models.ValidModelName(s) }

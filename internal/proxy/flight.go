@@ -44,8 +44,11 @@ type flight struct {
 	parent trace.SpanContext
 	span   trace.Span // the stable client span (inline, tracing on)
 
-	reqBuf  []byte
-	reqBody bodyReader
+	reqBuf []byte
+	// reqBody serves reqBuf to stable. It is allocated per request, never
+	// pooled: a transport read that outlives the handler must find this
+	// request's closed reader, not a recycled one serving another request.
+	reqBody *bodyReader
 	tee     teeBody
 	stable  capture
 	canary  capture

@@ -184,7 +184,11 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 	f := getFlight(h, time.Now())
 	defer f.release() // also on http.ErrAbortHandler panics from ReverseProxy
 	// Runs first: no transport Read may touch the buffer once it is recycled.
-	defer f.reqBody.Close()
+	defer func() {
+		if f.reqBody != nil {
+			f.reqBody.Close()
+		}
+	}()
 	f.requestID = r.Header.Get(HeaderRequestID)
 	if f.requestID == "" {
 		f.requestID = newRequestID()
@@ -201,7 +205,13 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 	case isShadow(r):
 		h.m.shadow[reasonAlreadyShadow].Inc()
 	case h.sample():
-		f.shadow = true
+		if r.ContentLength > h.cfg.MaxShadowBodyBytes {
+			// Known too large to shadow: stream it to stable instead of
+			// buffering a body nobody will compare.
+			h.m.shadow[reasonBodyTooLarge].Inc()
+		} else {
+			f.shadow = true
+		}
 	default:
 		h.m.shadow[reasonNotSampled].Inc()
 	}
@@ -234,8 +244,8 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 		if len(f.reqBuf) == 0 {
 			out.Body = http.NoBody
 		} else {
-			f.reqBody.buf = f.reqBuf
-			out.Body = &f.reqBody
+			f.reqBody = &bodyReader{buf: f.reqBuf}
+			out.Body = f.reqBody
 		}
 	} else if r.ContentLength < 0 {
 		// Streamed body of unknown length: enforce the hard limit as it

@@ -336,3 +336,18 @@ func TestUpgradePassesThrough(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "echo hello\n", line)
 }
+
+// A one-letter canary model name is valid (it once failed a check that
+// compared a rewrite of "/v2/models/m/infer" with itself).
+func TestConfigAcceptsAnyOneSegmentCanaryModel(t *testing.T) {
+	good, _ := url.Parse("http://127.0.0.1:1")
+	for _, name := range []string{"m", "iris-v2", "a.b"} {
+		h, err := New(Config{Stable: good, Canary: good, CanaryModel: name}, nil, nil)
+		require.NoError(t, err, name)
+		require.NoError(t, h.Close(context.Background()))
+	}
+	for _, name := range []string{".", "..", "a/b"} {
+		_, err := New(Config{Stable: good, Canary: good, CanaryModel: name}, nil, nil)
+		require.Error(t, err, name)
+	}
+}

@@ -136,6 +136,12 @@ func (h *Handler) replay(f *flight, r role, timeout time.Duration) error {
 	if r == roleStable {
 		base, path, c = h.cfg.Stable, f.path, &f.stable
 	}
+	// The transport may still read the body after RoundTrip returns (an
+	// upstream that answers before reading it all): closing our reader
+	// before the flight is released keeps those reads off the pooled
+	// buffer.
+	body := &bodyReader{buf: f.reqBuf}
+	defer body.Close()
 	// Built field by field: the target is the configured base URL, never
 	// a string that came from the request.
 	req := (&http.Request{
@@ -145,7 +151,7 @@ func (h *Handler) replay(f *flight, r role, timeout time.Duration) error {
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        h.replayHeader(f.header, f.requestID),
-		Body:          io.NopCloser(bytes.NewReader(f.reqBuf)),
+		Body:          body,
 		ContentLength: int64(len(f.reqBuf)),
 		Host:          base.Host,
 	}).WithContext(ctx)

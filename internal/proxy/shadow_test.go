@@ -234,11 +234,10 @@ func TestQueueFullDropsAndCounts(t *testing.T) {
 }
 
 func TestClientUnaffectedByHangingCanary(t *testing.T) {
-	entered, release, returned := make(chan struct{}, 4), make(chan struct{}), make(chan struct{}, 4)
+	entered, release := make(chan struct{}, 4), make(chan struct{})
 	canary := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		<-release
-		returned <- struct{}{}
 	})
 	stable := newUpstream(t, jsonAnswer(v1Resp))
 	rt := newRouter(t, Config{Stable: stable.url(t), Canary: canary.url(t), ShadowPercent: 100, CanaryTimeout: bound}, nil)
@@ -254,7 +253,9 @@ func TestClientUnaffectedByHangingCanary(t *testing.T) {
 		assert.Equal(t, http.StatusOK, res.StatusCode)
 		assert.Equal(t, v1Resp, string(body))
 	}
-	assert.Empty(t, returned, "every answer above arrived while the canary handler was still blocked")
+	// Nothing can have returned yet: release is still open. The proof is
+	// that the posts above completed at all (postJSON fails on its client
+	// timeout if an answer waited for the canary).
 	close(release)
 	rt.drain(t)
 	assert.Equal(t, 4, rt.requests(roleCanary, code2xx))

@@ -71,6 +71,11 @@ func (h *Handler) serveTap(w http.ResponseWriter, r *http.Request) {
 	if f.requestID == "" {
 		f.requestID = newRequestID()
 	}
+	if r.ContentLength > h.cfg.MaxShadowBodyBytes && r.ContentLength <= h.cfg.MaxBodyBytes {
+		// Known too large to replay: answer before reading it.
+		h.tapAnswer(w, reasonBodyTooLarge)
+		return
+	}
 	tooLarge, err := f.readBody(r.Body, r.ContentLength, h.cfg.MaxBodyBytes)
 	switch {
 	case tooLarge:
