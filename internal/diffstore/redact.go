@@ -3,6 +3,7 @@ package diffstore
 import (
 	"bytes"
 	"crypto/hmac"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -103,14 +104,25 @@ func (r *Redaction) Validate() error {
 type redactor struct {
 	cfg  Redaction
 	macs sync.Pool
+	// maxInstances bounds the per-instance work: the store keeps no more
+	// instances than this, so redacting the rest of a large batch would
+	// only burn the shadow worker's CPU (0: no bound).
+	maxInstances int
 }
 
-func newRedactor(cfg Redaction) *redactor {
+func newRedactor(cfg Redaction, maxInstances int) *redactor {
 	if cfg.MaxRawBytes == 0 {
 		cfg.MaxRawBytes = 16 << 10
 	}
-	r := &redactor{cfg: cfg}
+	r := &redactor{cfg: cfg, maxInstances: maxInstances}
 	key := cfg.FingerprintKey
+	if len(key) == 0 {
+		// As documented: a random per-process key. An empty HMAC key
+		// would let anyone recompute fingerprints and guess low-entropy
+		// inputs from them.
+		key = make([]byte, 32)
+		_, _ = crand.Read(key)
+	}
 	r.macs.New = func() any { return hmac.New(sha256.New, key) }
 	return r
 }
@@ -154,7 +166,7 @@ func (r *redactor) redact(proto models.Protocol, body []byte) redacted {
 			inst, _ = doc["inputs"].([]any)
 		}
 		canon, _ = json.Marshal(inst)
-		for _, in := range inst {
+		for _, in := range r.bounded(inst) {
 			c, _ := json.Marshal(in)
 			out.instances = append(out.instances, redactedInstance{fingerprint: r.mac(c), inputs: r.v1Fields(in)})
 		}
@@ -185,6 +197,14 @@ func (r *redactor) headers(h map[string][]string) map[string]any {
 		out[strings.ToLower(strings.TrimSpace(name))] = v
 	}
 	return out
+}
+
+// bounded cuts a V1 batch to the instances the store keeps.
+func (r *redactor) bounded(inst []any) []any {
+	if r.maxInstances > 0 && len(inst) > r.maxInstances {
+		return inst[:r.maxInstances]
+	}
+	return inst
 }
 
 func (r *redactor) mac(b []byte) string {
@@ -240,8 +260,12 @@ func (r *redactor) v2Instances(inputs []any) []redactedInstance {
 		flatten(m["data"], &data)
 		n := 1
 		if len(shape) > 0 {
-			if d, err := shape[0].(json.Number).Int64(); err == nil && d > 0 {
-				n = int(d)
+			// The body comes from the client: a shape of the wrong type
+			// must not panic the shadow worker.
+			if num, ok := shape[0].(json.Number); ok {
+				if d, err := num.Int64(); err == nil && d > 0 {
+					n = int(d)
+				}
 			}
 		}
 		if n > len(data) || len(data)%n != 0 {
@@ -254,6 +278,9 @@ func (r *redactor) v2Instances(inputs []any) []redactedInstance {
 		}
 		batch = max(batch, n)
 		ts = append(ts, t)
+	}
+	if r.maxInstances > 0 {
+		batch = min(batch, r.maxInstances)
 	}
 	out := make([]redactedInstance, batch)
 	for i := range out {

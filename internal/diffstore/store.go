@@ -190,7 +190,7 @@ func (cfg *Config) defaults() error {
 }
 
 func newStore(cfg Config, b Backend) *Store {
-	return &Store{cfg: cfg, b: b, red: newRedactor(cfg.Redaction), log: cfg.Logger,
+	return &Store{cfg: cfg, b: b, red: newRedactor(cfg.Redaction, cfg.MaxInstances), log: cfg.Logger,
 		q: make(chan Record, cfg.QueueSize), flushReq: make(chan chan error), stop: make(chan struct{}), done: make(chan struct{})}
 }
 

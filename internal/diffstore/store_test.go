@@ -3,8 +3,13 @@ package diffstore
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,8 +125,8 @@ func TestRawInputsOnlyWhenEnabled(t *testing.T) {
 }
 
 func TestFingerprintIsKeyedAndCanonical(t *testing.T) {
-	a := newRedactor(Redaction{FingerprintKey: []byte("key-a")})
-	b := newRedactor(Redaction{FingerprintKey: []byte("key-b")})
+	a := newRedactor(Redaction{FingerprintKey: []byte("key-a")}, 0)
+	b := newRedactor(Redaction{FingerprintKey: []byte("key-b")}, 0)
 	x := a.redact(models.ProtocolV1, []byte(`{"instances":[{"x":1,"y":"z"}]}`))
 	y := a.redact(models.ProtocolV1, []byte(`{ "instances" : [ {"y":"z", "x":1} ] }`))
 	z := b.redact(models.ProtocolV1, []byte(`{"instances":[{"x":1,"y":"z"}]}`))
@@ -131,7 +136,7 @@ func TestFingerprintIsKeyedAndCanonical(t *testing.T) {
 
 func TestV2FieldsByTensorColumn(t *testing.T) {
 	col := 6
-	r := newRedactor(Redaction{Fields: []Field{{Name: "region", Tensor: "input", Index: &col}, {Name: "x0", Tensor: "input", Buckets: []float64{0, 1}}}})
+	r := newRedactor(Redaction{Fields: []Field{{Name: "region", Tensor: "input", Index: &col}, {Name: "x0", Tensor: "input", Buckets: []float64{0, 1}}}}, 0)
 	out := r.redact(models.ProtocolV2, []byte(`{"inputs":[{"name":"input","shape":[2,7],"datatype":"FP32","data":[1.5,0,0,0,0,0,3, -2,0,0,0,0,0,1]}]}`))
 	require.Len(t, out.instances, 2)
 	assert.Equal(t, map[string]any{"region": 3.0, "x0": ">=1"}, out.instances[0].inputs)
@@ -263,4 +268,41 @@ func TestCredentialHeadersCannotBeAllowListed(t *testing.T) {
 	err := (&Redaction{Fields: []Field{{Name: "x-tenant"}}, Headers: []string{"X-Tenant"}}).Validate()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "inputs.headers[0]")
+}
+
+func TestFingerprintsWithoutAKeyAreNotRecomputable(t *testing.T) {
+	body := []byte(`{"instances":[{"ssn":"123-45-6789"}]}`)
+	a := newRedactor(Redaction{}, 0).redact(models.ProtocolV1, body)
+	b := newRedactor(Redaction{}, 0).redact(models.ProtocolV1, body)
+	assert.NotEqual(t, a.fingerprint, b.fingerprint, "each process draws its own random key")
+	open := hmac.New(sha256.New, nil)
+	c, _ := json.Marshal([]any{map[string]any{"ssn": "123-45-6789"}})
+	open.Write(c)
+	assert.NotEqual(t, hex.EncodeToString(open.Sum(nil)), a.fingerprint, "never the public empty key")
+}
+
+func TestMalformedV2ShapeDoesNotPanic(t *testing.T) {
+	r := newRedactor(Redaction{Fields: []Field{{Name: "x"}}}, 0)
+	for _, shape := range []string{`["a"]`, `[null]`, `[{}]`, `[-3]`} {
+		body := []byte(`{"inputs":[{"name":"x","shape":` + shape + `,"datatype":"FP32","data":[1,2]}]}`)
+		assert.NotPanics(t, func() { r.redact(models.ProtocolV2, body) }, shape)
+	}
+}
+
+func TestRedactionStopsAtTheInstancesKept(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"instances":[`)
+	for i := range 500 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`{"region":"north"}`)
+	}
+	b.WriteString(`]}`)
+	r := newRedactor(Redaction{Fields: []Field{{Name: "region"}}}, 64)
+	red := r.redact(models.ProtocolV1, []byte(b.String()))
+	assert.Len(t, red.instances, 64, "no work on instances the store would drop")
+	assert.NotEmpty(t, red.fingerprint, "the request fingerprint still covers the whole batch")
+	v2 := r.redact(models.ProtocolV2, []byte(`{"inputs":[{"name":"region","shape":[100,1],"datatype":"BYTES","data":[`+strings.Repeat(`"n",`, 99)+`"n"]}]}`))
+	assert.Len(t, v2.instances, 64)
 }
