@@ -115,14 +115,15 @@ func measure(ctx context.Context, o options, b binaries, env environment, stderr
 				if err != nil {
 					return res, err
 				}
-				rr := runResult{Key: s.key, Endpoint: s.ep.name, Round: round, Result: r,
-					ProxyCPU: s.ep.proxy.cpu() - proxyCPU, ModelsCPU: cpuOf(env.models) - modelsCPU}
+				rr := runResult{Key: s.key, Endpoint: s.ep.name, Round: round, Result: r}
 				if s.ep.metrics != "" {
 					// Shadows finish after their client answers: let the
-					// queue drain before reading the counters.
+					// queue drain before reading the counters and the CPU
+					// (the work of finishing them is part of the cost).
 					waitDrained(ctx, s.ep.metrics, 10*time.Second)
 					rr.Shadow = delta(before, scrape(s.ep.metrics))
 				}
+				rr.ProxyCPU, rr.ModelsCPU = s.ep.proxy.cpu()-proxyCPU, cpuOf(env.models)-modelsCPU
 				if mode == "open" {
 					res.Open = append(res.Open, rr)
 				} else {
