@@ -108,16 +108,15 @@ func (p *InProcess) baseline(since time.Time) (totals, time.Time) {
 	if !since.After(p.cfg.Started) {
 		return totals{}, p.cfg.Started
 	}
-	for i := len(p.history) - 1; i >= 0; i-- {
-		if !p.history[i].at.After(since) {
+	// The first sample taken at or after since: traffic from before the
+	// step (the old weights) is never counted in it; at worst a little of
+	// the step's own is left out (the safe direction).
+	for i := range p.history {
+		if !p.history[i].at.Before(since) {
 			return p.history[i].t, p.history[i].at
 		}
 	}
-	// Nothing that early: the oldest sample after since undercounts (the
-	// safe direction); with no sample at all, start counting now.
-	if len(p.history) > 0 {
-		return p.history[0].t, p.history[0].at
-	}
+	// No sample yet since then: start counting now.
 	t, err := p.totals()
 	if err != nil {
 		return totals{}, p.cfg.Now()

@@ -63,3 +63,31 @@ func TestInProcessCountsSinceAPointInTime(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(110), ev.Exchanges)
 }
+
+// The controller stamps a step's start before the tick's evidence sample
+// is taken. Traffic recorded between the last sample and the step start
+// ran under the old weights and must not count in the new step.
+func TestInProcessNeverCountsTrafficFromBeforeTheStep(t *testing.T) {
+	ctx := context.Background()
+	p, reg := newPipeline(t)
+	clk := &manualClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	start := clk.Now()
+	src, err := NewInProcess(InProcessConfig{Gatherer: reg, Summary: p.Snapshot, Now: clk.Now, Started: start})
+	require.NoError(t, err)
+
+	clk.Add(10 * time.Second)
+	_, err = src.Evidence(ctx, start) // a tick's sample, at 12:00:10
+	require.NoError(t, err)
+	record(p, 50, 0, 0) // old-weight traffic after that sample
+	clk.Add(time.Second)
+	step := clk.Now() // the next step starts at 12:00:11
+	clk.Add(10 * time.Second)
+	ev, err := src.Evidence(ctx, step)
+	require.NoError(t, err)
+	assert.Zero(t, ev.Exchanges, "the 50 old-weight exchanges are not the new step's evidence")
+	record(p, 5, 0, 0)
+	clk.Add(10 * time.Second)
+	ev, err = src.Evidence(ctx, step)
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), ev.Exchanges)
+}

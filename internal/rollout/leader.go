@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,17 +87,21 @@ func (l *Leader) IsLeader() bool { return l.leading.Load() }
 
 // Run campaigns for the Lease and runs fn while leading, with a context
 // cancelled when leadership is lost; then it campaigns again. It returns
-// nil when ctx is done, after fn returned and the Lease was released (so a
-// follower takes over at once rather than after LeaseDuration).
+// nil when ctx is done and fn has returned. With ctx done, the Lease is
+// released (ReleaseOnCancel), so a follower takes over at once rather
+// than after LeaseDuration.
 func (l *Leader) Run(ctx context.Context, fn func(ctx context.Context)) error {
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: l.cfg.Namespace, Name: l.cfg.Name},
 		Client:     l.client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: l.cfg.Identity},
 	}
+	// client-go runs OnStartedLeading on a goroutine of its own that can
+	// outlive le.Run: runMu makes one term's fn finish before the next
+	// term's starts, and before Run returns.
+	var runMu sync.Mutex
+	defer func() { runMu.Lock(); runMu.Unlock() }() // wait for a running fn
 	for ctx.Err() == nil {
-		done := make(chan struct{})
-		var started atomic.Bool
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
 			LeaseDuration:   l.cfg.LeaseDuration,
@@ -106,16 +111,21 @@ func (l *Leader) Run(ctx context.Context, fn func(ctx context.Context)) error {
 			Name:            l.cfg.Name,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) {
-					started.Store(true)
-					defer close(done)
+					runMu.Lock()
+					defer runMu.Unlock()
+					if lctx.Err() != nil {
+						return // the term ended before the previous fn did
+					}
 					l.leading.Store(true)
 					l.gauge.Set(1)
+					defer func() {
+						l.leading.Store(false)
+						l.gauge.Set(0)
+					}()
 					l.log.Info("rollout: leading; running the rollout loop")
 					fn(lctx)
 				},
 				OnStoppedLeading: func() {
-					l.leading.Store(false)
-					l.gauge.Set(0)
 					l.log.Info("rollout: not leading")
 				},
 			},
@@ -124,9 +134,6 @@ func (l *Leader) Run(ctx context.Context, fn func(ctx context.Context)) error {
 			return fmt.Errorf("rollout leader: %w", err)
 		}
 		le.Run(ctx) // returns when leadership is lost or ctx is done
-		if started.Load() {
-			<-done // fn honours its ctx, which le.Run has cancelled
-		}
 	}
 	return nil
 }

@@ -161,6 +161,11 @@ func command(cfg Config, s State, obs Observation) (State, Decision) {
 	if obs.TargetErr != "" {
 		return reject(fmt.Sprintf("%s: %s", obs.Command, obs.TargetErr))
 	}
+	if obs.Drift != "" && (obs.Command == CommandPause || obs.Command == CommandResume) {
+		// Pausing or resuming would write the state over someone else's
+		// weights; promote and abort are the explicit ways to take over.
+		return reject(fmt.Sprintf("%s: the VirtualService was edited by someone else (%s): restore the weights, or promote or abort to take them over", obs.Command, obs.Drift))
+	}
 	next := s
 	next.FailedChecks, next.LatencyFailures = 0, 0
 	switch obs.Command {

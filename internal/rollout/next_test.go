@@ -57,6 +57,8 @@ func TestNextTable(t *testing.T) {
 		{"terminal does nothing", State{ID: "r", Phase: PhasePromoted, Step: 5, Weight: 100}, Observation{Now: later, Weight: 100}, PhasePromoted, 5, ActionNone, ReasonFinished, false},
 		{"pause", at(2, PhaseProgressing), Observation{Now: later, Weight: 10, Command: CommandPause}, PhasePaused, 2, ActionPause, ReasonPaused, true},
 		{"resume", at(2, PhasePaused), Observation{Now: later, Weight: 10, Command: CommandResume}, PhaseProgressing, 2, ActionResume, ReasonResumed, true},
+		{"pause over a hand edit is rejected", at(2, PhaseHolding), Observation{Now: later, Weight: 30, Drift: "x", Command: CommandPause}, PhaseHolding, 2, ActionReject, ReasonRejected, false},
+		{"resume over a hand edit is rejected", at(2, PhasePaused), Observation{Now: later, Weight: 30, Drift: "x", Command: CommandResume}, PhasePaused, 2, ActionReject, ReasonRejected, false},
 		{"resume when not paused is rejected", at(2, PhaseProgressing), Observation{Now: later, Weight: 10, Command: CommandResume}, PhaseProgressing, 2, ActionReject, ReasonRejected, false},
 		{"promote", at(2, PhaseHolding), Observation{Now: later, Weight: 10, Command: CommandPromote}, PhasePromoted, 5, ActionPromote, ReasonOperatorPromote, true},
 		{"abort, even over a hand edit", at(2, PhaseHolding), Observation{Now: later, Weight: 30, Drift: "x", Command: CommandAbort}, PhaseRolledBack, 2, ActionRollback, ReasonOperatorAbort, true},
