@@ -38,15 +38,16 @@ type acc struct {
 	rollout        RolloutInfo
 	lastRollout    [2]string
 	steps          []StepChange
+	seenSteps      map[[2]string]bool
 	width          int64 // seconds per time key
-	times          map[int64]*[2]float64
+	times          map[int64]*tally
 	labels         map[string]float64
 	flips          map[[2]string]float64
 	diff, js       sample
 	scatter        sample2
 	stable, canary sample
 	delta          sample
-	slices         map[string]map[string]*[2]float64
+	slices         map[string]map[string]*tally
 	top            exampleHeap
 	topN           int
 	traceURL       string
@@ -92,8 +93,8 @@ func (s *sample2) add(rng *rand.Rand, p Point) {
 
 func newAcc(q Query) *acc {
 	return &acc{rng: rand.New(rand.NewPCG(1, 2)), outcomes: map[string]float64{}, failures: map[[3]string]float64{},
-		width: 1, times: map[int64]*[2]float64{}, labels: map[string]float64{}, flips: map[[2]string]float64{},
-		slices: map[string]map[string]*[2]float64{}, topN: q.TopN, traceURL: q.TraceURL, lastRollout: [2]string{"\x00", ""}}
+		width: 1, times: map[int64]*tally{}, labels: map[string]float64{}, flips: map[[2]string]float64{},
+		slices: map[string]map[string]*tally{}, topN: q.TopN, traceURL: q.TraceURL, lastRollout: [2]string{"\x00", ""}, seenSteps: map[[2]string]bool{}}
 }
 
 func (a *acc) add(r *diffstore.Record) {
@@ -114,9 +115,12 @@ func (a *acc) add(r *diffstore.Record) {
 		a.rollout = RolloutInfo{ID: r.RolloutID, Step: r.RolloutStep}
 	}
 	if key := [2]string{r.RolloutID, strconv.Itoa(r.RolloutStep)}; key != a.lastRollout {
-		if a.lastRollout[0] != "\x00" {
+		// A step is marked once, where it first appears: replicas sharing
+		// a store interleave records, which must not add a mark per record.
+		if a.lastRollout[0] != "\x00" && !a.seenSteps[key] {
 			a.steps = append(a.steps, StepChange{At: r.Time, RolloutID: r.RolloutID, Step: r.RolloutStep})
 		}
+		a.seenSteps[key] = true
 		a.lastRollout = key
 	}
 	a.outcomes[r.Outcome] += w
@@ -125,7 +129,7 @@ func (a *acc) add(r *diffstore.Record) {
 	}
 	a.inst += float64(r.Instances) * w
 	a.agreed += float64(r.Agreed) * w
-	a.addTime(r.Time, float64(r.Instances)*w, float64(r.Agreed)*w)
+	a.addTime(r.Time, float64(r.Instances), float64(r.Agreed), w)
 
 	if r.StableFailure == "" && r.StableStatus > 0 {
 		a.stable.add(a.rng, ms(r.StableLatency), w)
@@ -149,9 +153,10 @@ func (a *acc) add(r *diffstore.Record) {
 			break
 		}
 		if d.StableLabel != "" || d.CanaryLabel != "" {
-			a.labels[d.StableLabel] += w
-			a.labels[d.CanaryLabel] += 0 // present as a column even if never a stable label
-			a.flips[[2]string{d.StableLabel, d.CanaryLabel}] += w
+			sl, cl := a.label(d.StableLabel), a.label(d.CanaryLabel)
+			a.labels[sl] += w
+			a.labels[cl] += 0 // present as a column even if never a stable label
+			a.flips[[2]string{sl, cl}] += w
 		} else if i < len(so) && i < len(co) {
 			if s, ok := so[i].(float64); ok {
 				if c, ok := co[i].(float64); ok {
@@ -168,9 +173,9 @@ func (a *acc) add(r *diffstore.Record) {
 		}
 	}
 	if compared {
-		a.addSliceN("model", r.Model, float64(r.Instances)*w, float64(r.Instances-r.Agreed)*w)
+		a.addSliceN("model", r.Model, float64(r.Instances), float64(r.Instances-r.Agreed), w)
 		if r.ModelVersion != "" {
-			a.addSliceN("model_version", r.ModelVersion, float64(r.Instances)*w, float64(r.Instances-r.Agreed)*w)
+			a.addSliceN("model_version", r.ModelVersion, float64(r.Instances), float64(r.Instances-r.Agreed), w)
 		}
 	}
 	if r.Outcome == string(compare.OutcomeDisagree) {
@@ -180,33 +185,31 @@ func (a *acc) add(r *diffstore.Record) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func (a *acc) addTime(t time.Time, inst, agreed float64) {
+func (a *acc) addTime(t time.Time, inst, agreed, w float64) {
 	k := t.Unix() / a.width
 	p := a.times[k]
 	if p == nil {
 		if len(a.times) >= maxTimeKeys {
 			a.coarsen()
-			a.addTime(t, inst, agreed)
+			a.addTime(t, inst, agreed, w)
 			return
 		}
-		p = new([2]float64)
+		p = new(tally)
 		a.times[k] = p
 	}
-	p[0] += inst
-	p[1] += agreed
+	p.add(inst, inst-agreed, w)
 }
 
-// coarsen doubles the time key width, merging keys, so a long range stays
-// within maxTimeKeys.
+// coarsen doubles the bucket width, merging pairs of buckets, so the map
+// stays within maxTimeKeys.
 func (a *acc) coarsen() {
 	old := a.times
 	a.width *= 2
-	a.times = make(map[int64]*[2]float64, len(old)/2+1)
+	a.times = make(map[int64]*tally, len(old)/2+1)
 	for k, v := range old {
 		nk := k / 2
 		if p := a.times[nk]; p != nil {
-			p[0] += v[0]
-			p[1] += v[1]
+			p.merge(v)
 		} else {
 			a.times[nk] = v
 		}
@@ -216,15 +219,17 @@ func (a *acc) coarsen() {
 func (a *acc) addSlice(field, value string, w float64, agree bool) {
 	dis := 0.0
 	if !agree {
-		dis = w
+		dis = 1
 	}
-	a.addSliceN(field, value, w, dis)
+	a.addSliceN(field, value, 1, dis, w)
 }
 
-func (a *acc) addSliceN(field, value string, n, dis float64) {
+// addSliceN adds n stored instances, dis of them disagreeing, each
+// standing for w of the traffic.
+func (a *acc) addSliceN(field, value string, n, dis, w float64) {
 	m := a.slices[field]
 	if m == nil {
-		m = map[string]*[2]float64{}
+		m = map[string]*tally{}
 		a.slices[field] = m
 	}
 	p := m[value]
@@ -232,16 +237,63 @@ func (a *acc) addSliceN(field, value string, n, dis float64) {
 		if len(m) >= maxSliceVals {
 			value = "(other)"
 			if p = m[value]; p == nil {
-				p = new([2]float64)
+				p = new(tally)
 				m[value] = p
 			}
 		} else {
-			p = new([2]float64)
+			p = new(tally)
 			m[value] = p
 		}
 	}
-	p[0] += n
-	p[1] += dis
+	p.add(n, dis, w)
+}
+
+// label bounds the distinct labels kept (string labels can be anything):
+// past maxKeptLabels new ones pool into "(other)", so the report's memory
+// does not grow with the records.
+func (a *acc) label(l string) string {
+	if _, ok := a.labels[l]; ok || len(a.labels) < maxKeptLabels {
+		return l
+	}
+	return "(other)"
+}
+
+// maxKeptLabels is how many distinct labels are counted exactly; the flip
+// matrix shows the maxLabels most frequent of them.
+const maxKeptLabels = 4 * maxLabels
+
+// tally counts weighted trials. With agreements sampled, stored records
+// carry weights: the weighted counts estimate all traffic, but the
+// evidence is only as strong as the records behind them, so intervals use
+// Kish's effective sample size (sum w)^2 / sum w^2, and minimum counts
+// apply to the stored records.
+type tally struct {
+	n, dis float64 // weighted trials and disagreements
+	w2     float64 // sum of squared weights
+	stored float64 // records (instances) actually stored
+}
+
+func (t *tally) add(n, dis, w float64) {
+	t.n += n * w
+	t.dis += dis * w
+	t.w2 += n * w * w
+	t.stored += n
+}
+
+func (t *tally) merge(o *tally) {
+	t.n, t.dis, t.w2, t.stored = t.n+o.n, t.dis+o.dis, t.w2+o.w2, t.stored+o.stored
+}
+
+// interval is the Wilson interval of the rate of x (x of t.n weighted
+// trials), computed on the effective sample size.
+func (t *tally) interval(x float64) *Interval {
+	if t.n <= 0 || t.w2 <= 0 {
+		return nil
+	}
+	neff := t.n * t.n / t.w2
+	iv := interval(x/t.n*neff, neff)
+	iv.Rate = x / t.n
+	return iv
 }
 
 // score ranks disagreements: the divergence for probabilities, the
@@ -331,12 +383,11 @@ func (a *acc) finish(q Query) *Summary {
 	for _, field := range sortedKeys(a.slices) {
 		for _, v := range sortedKeys(a.slices[field]) {
 			p := a.slices[field][v]
-			if p[0] < float64(q.MinSliceCount) {
+			if p.stored < float64(q.MinSliceCount) {
 				s.HiddenSlices++
 				continue
 			}
-			iv := interval(p[1], p[0])
-			s.Slices = append(s.Slices, Slice{Field: field, Value: v, Instances: p[0], Disagreed: p[1], Rate: *iv})
+			s.Slices = append(s.Slices, Slice{Field: field, Value: v, Instances: p.n, Disagreed: p.dis, Rate: *p.interval(p.dis)})
 		}
 	}
 	// Ranked by the interval's lower bound: a slice must be both bad and
@@ -370,6 +421,7 @@ func (a *acc) overTime(points int) []TimePoint {
 		out[i].Start = start.Add(time.Duration(i) * width).UTC()
 		out[i].End = out[i].Start.Add(width)
 	}
+	sums := make([]tally, n)
 	for k, v := range a.times {
 		t := time.Unix(k*a.width, 0)
 		i := int(t.Sub(start) / width)
@@ -379,11 +431,11 @@ func (a *acc) overTime(points int) []TimePoint {
 		if i >= n {
 			i = n - 1
 		}
-		out[i].Instances += v[0]
-		out[i].Agreed += v[1]
+		sums[i].merge(v)
 	}
 	for i := range out {
-		out[i].Agreement = interval(out[i].Agreed, out[i].Instances)
+		out[i].Instances, out[i].Agreed = sums[i].n, sums[i].n-sums[i].dis
+		out[i].Agreement = sums[i].interval(out[i].Agreed)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"encoding/json"
 	"math"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shadowsplit/shadowsplit/internal/compare"
 	"github.com/shadowsplit/shadowsplit/internal/diffstore"
 )
 
@@ -186,4 +188,64 @@ func TestRenderIsSelfContained(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, Render(&b, empty))
 	assert.Contains(t, b.String(), "No compared pairs yet")
+}
+
+// With agreements sampled 1 in 10, ten stored agreements stand for 100:
+// the slice's rate is the weighted estimate, but its interval is only as
+// narrow as the stored records allow, and the minimum count applies to
+// what was stored.
+func TestSampledSlicesUseTheEffectiveSampleSize(t *testing.T) {
+	var rs records
+	for i := range 10 {
+		rs = append(rs, classification(i, "a", "a", "north", 10))
+	}
+	for i := range 10 {
+		rs = append(rs, classification(10+i, "a", "b", "north", 1))
+	}
+	for i := range 3 {
+		rs = append(rs, classification(20+i, "a", "a", "south", 10)) // 30 weighted, 3 stored
+	}
+	s, err := Build(context.Background(), rs, Query{MinSliceCount: 5}, t0)
+	require.NoError(t, err)
+	var north *Slice
+	for i := range s.Slices {
+		require.NotEqual(t, "south", s.Slices[i].Value, "3 stored records are below the minimum, whatever their weight")
+		if s.Slices[i].Field == "region" && s.Slices[i].Value == "north" {
+			north = &s.Slices[i]
+		}
+	}
+	require.NotNil(t, north)
+	assert.InDelta(t, 10.0/110, north.Rate.Rate, 1e-12, "the rate estimates all traffic")
+	// As if all 110 had been stored, the interval would be this narrow:
+	lo, hi := compare.Wilson(10, 110, compare.Z95)
+	assert.Greater(t, north.Rate.Upper-north.Rate.Lower, hi-lo, "20 stored records do not give the precision of 110")
+}
+
+func TestDistinctLabelsAreBounded(t *testing.T) {
+	q := Query{}
+	q.defaults()
+	a := newAcc(q)
+	for i := range 10 * maxKeptLabels {
+		l := fmt.Sprintf("label-%d", i)
+		r := classification(i, l, l+"-c", "x", 1)
+		a.add(&r)
+	}
+	assert.LessOrEqual(t, len(a.labels), maxKeptLabels+1, "labels past the bound pool into (other)")
+	assert.LessOrEqual(t, len(a.flips), (maxKeptLabels+1)*(maxKeptLabels+1))
+	assert.Contains(t, a.labels, "(other)")
+	m := a.flipMatrix()
+	require.NotNil(t, m)
+	assert.LessOrEqual(t, len(m.Labels), maxLabels)
+}
+
+func TestInterleavedReplicasMarkEachStepOnce(t *testing.T) {
+	q := Query{}
+	q.defaults()
+	a := newAcc(q)
+	for i := range 200 {
+		r := classification(i, "a", "a", "x", 1)
+		r.RolloutStep = 1 + i%2 // two replicas' records interleaved around a step change
+		a.add(&r)
+	}
+	assert.Len(t, a.steps, 1)
 }
