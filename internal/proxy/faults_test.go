@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +166,25 @@ func TestBreakerHalfOpensAndRecovers(t *testing.T) {
 	postJSON(t, u, v1Body)
 	assert.True(t, rec.next(t).Canary.OK())
 	assert.Equal(t, 0.0, rt.gauge(t, "shadowsplit_breaker_state"), "a good probe closes it")
+}
+
+// A client whose body breaks off gets a 400, and the shadow accounting
+// says why nothing was compared.
+func TestBrokenClientBodyIsCounted(t *testing.T) {
+	stable := newUpstream(t, jsonAnswer(v1Resp))
+	canary := newUpstream(t, jsonAnswer(v1Resp))
+	rt := newRouter(t, Config{Stable: stable.url(t), Canary: canary.url(t), ShadowPercent: 100}, nil)
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(rt.front.URL, "http://"), bound)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(bound)))
+	_, err = io.WriteString(conn, "POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"instances\"")
+	require.NoError(t, err)
+	require.NoError(t, conn.(*net.TCPConn).CloseWrite())
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
+	eventually(t, func() bool { return rt.shadow(reasonBodyError) == 1 }, "body_error counted")
+	assert.Empty(t, stable.requests(), "a broken body never reaches stable")
 }

@@ -65,6 +65,7 @@ const (
 	reasonContentType                 // request Content-Type not JSON
 	reasonBinaryTensor                // V2 binary tensor extension
 	reasonMalformedJSON               // request body is not valid JSON
+	reasonBodyError                   // the client's body could not be read (the client got a 400)
 	reasonBreakerOpen                 // canary breaker open (or half-open and busy)
 	reasonStableFailed                // stable gave no answer (down, timeout, reset, client gone)
 	reasonQueueFull                   // shadow queue full
@@ -76,7 +77,7 @@ const (
 
 var reasonNames = [numReasons]string{
 	"none", "not_sampled", "not_inference", "already_shadow", "body_too_large", "content_type",
-	"binary_tensor", "malformed_json", "breaker_open", "stable_failed", "queue_full",
+	"binary_tensor", "malformed_json", "body_error", "breaker_open", "stable_failed", "queue_full",
 	"tap_inflight", "tap_rate", "shutdown",
 }
 
@@ -115,7 +116,7 @@ type metrics struct {
 //     happened to each inference request's shadow. result="sent" has
 //     reason="none"; "skipped" means deliberately not compared
 //     (not_sampled, not_inference, already_shadow, body_too_large,
-//     content_type, binary_tensor, malformed_json, breaker_open,
+//     content_type, binary_tensor, malformed_json, body_error, breaker_open,
 //     stable_failed); "dropped" means lost to a bound (queue_full,
 //     tap_inflight, tap_rate — the tap budget drops — and shutdown).
 //   - shadowsplit_shadow_queue_depth: jobs waiting in the shadow queue.

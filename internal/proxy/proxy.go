@@ -163,6 +163,20 @@ func (h *Handler) Close(ctx context.Context) error {
 		<-done
 		err = fmt.Errorf("proxy: close: shadow queue not drained: %w", ctx.Err())
 	}
+	// A job enqueued while Close ran (a request still being served) may
+	// have missed the workers: count it and give its flight back.
+	for drained := false; !drained; {
+		select {
+		case f := <-h.jobs:
+			h.m.shadow[reasonShutdown].Inc()
+			if f.tap {
+				h.tapInFlight.Add(-1)
+			}
+			f.release()
+		default:
+			drained = true
+		}
+	}
 	h.stop()
 	if h.owned != nil {
 		h.owned.CloseIdleConnections()
@@ -231,6 +245,7 @@ func (h *Handler) serveInline(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", h.cfg.MaxBodyBytes), f.requestID)
 			return
 		case err != nil:
+			h.m.shadow[reasonBodyError].Inc()
 			writeError(w, http.StatusBadRequest, "reading request body: "+err.Error(), f.requestID)
 			return
 		}

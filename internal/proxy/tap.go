@@ -82,6 +82,7 @@ func (h *Handler) serveTap(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "request body exceeds the limit", f.requestID)
 		return
 	case err != nil:
+		h.m.shadow[reasonBodyError].Inc()
 		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error(), f.requestID)
 		return
 	case int64(len(f.reqBuf)) > h.cfg.MaxShadowBodyBytes:
