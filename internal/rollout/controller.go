@@ -198,12 +198,11 @@ func (c *Controller) round(ctx context.Context, cmd Command) (Decision, error) {
 			return d, err
 		}
 		c.cache, c.cacheBase, c.hasCache = next, next.material(), true
-	} else if s.ID != "" || next.ID != "" {
-		c.cache, c.hasCache = next, true
-		if snap.State == "" {
-			c.cacheBase = material{}
-		} else if base, err := DecodeState(snap.State); err == nil {
-			c.cacheBase = base.material()
+	} else if next.ID != "" && snap.State != "" {
+		// Counters that change every tick stay in memory while the
+		// annotation still says what it said when they were cached.
+		if base, err := DecodeState(snap.State); err == nil {
+			c.cache, c.cacheBase, c.hasCache = next, base.material(), true
 		}
 	}
 	weight := snap.Routes.CanaryWeight()
@@ -218,9 +217,6 @@ func (c *Controller) round(ctx context.Context, cmd Command) (Decision, error) {
 // (with its in-memory counters) while the annotation is what it came from.
 func (c *Controller) current(snap Snapshot) (State, error) {
 	if snap.State == "" {
-		if c.hasCache && c.cacheBase == (material{}) {
-			return c.cache, nil
-		}
 		return State{}, nil
 	}
 	s, err := DecodeState(snap.State)

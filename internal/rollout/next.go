@@ -243,7 +243,7 @@ func judge(cfg Config, s State, obs Observation) (State, Decision) {
 
 	// Canary errors: roll back once the rate is shown above the maximum.
 	if n := ev.CanaryErrorDenominator(); n > 0 {
-		if v, _, la := sequentialTest(n, ev.CanaryFailures, g.MaxCanaryErrorRate, g.PromoteAlpha, alphaR); v == seqAbove {
+		if la := mixtureLogLR(n, ev.CanaryFailures, g.MaxCanaryErrorRate, false); la >= -math.Log(alphaR) {
 			return rollback(next, obs, ReasonCanaryErrors, fmt.Sprintf("canary failed %d of %d exchanges (%.2f%%), shown above %.2f%% (log LR %.1f >= %.1f)",
 				ev.CanaryFailures, n, 100*float64(ev.CanaryFailures)/float64(n), 100*g.MaxCanaryErrorRate, la, -math.Log(alphaR)))
 		}

@@ -94,26 +94,3 @@ func logSumExp(xs []float64) float64 {
 	}
 	return m + math.Log(sum)
 }
-
-// seqVerdict is the outcome of the two one-sided tests on one rate.
-type seqVerdict int
-
-const (
-	seqUndecided seqVerdict = iota
-	seqBelow                // p < p0 proven at level alphaBelow
-	seqAbove                // p > p0 proven at level alphaAbove
-)
-
-// sequentialTest runs both one-sided tests. When both fire (only possible
-// with alphas so large the test is meaningless) "above" wins: the safe side.
-func sequentialTest(n, s int64, p0, alphaBelow, alphaAbove float64) (seqVerdict, float64, float64) {
-	lb := mixtureLogLR(n, s, p0, true)
-	la := mixtureLogLR(n, s, p0, false)
-	switch {
-	case la >= -math.Log(alphaAbove):
-		return seqAbove, lb, la
-	case lb >= -math.Log(alphaBelow):
-		return seqBelow, lb, la
-	}
-	return seqUndecided, lb, la
-}
