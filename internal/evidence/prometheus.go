@@ -125,8 +125,9 @@ func (p *Prometheus) Evidence(ctx context.Context, since time.Time) (Evidence, e
 }
 
 // latency reads each replica's windowed quantiles of the paired
-// comparisons (the pipeline's own gauges, over the pipeline's window) and
-// takes the worst replica for each role. Stable and canary are thereby
+// comparisons (the pipeline's own gauges, over the pipeline's window): the
+// canary's and the delta's worst replica against stable's best, so a slow
+// stable replica never widens the canary's allowance. Stable and canary are thereby
 // measured on the same shadowed requests on every replica, which the
 // proxy's upstream histogram (stable: all client traffic) would not give.
 func (p *Prometheus) latency(ctx context.Context, now time.Time) (*Latency, error) {
@@ -136,7 +137,11 @@ func (p *Prometheus) latency(ctx context.Context, now time.Time) (*Latency, erro
 	}
 	l := &Latency{Samples: round(*n)}
 	get := func(role string) (time.Duration, bool, error) {
-		v, err := p.scalar(ctx, fmt.Sprintf("max(%s)", p.sel(MetricWindowLat, `role="`+role+`"`, `quantile="0.99"`)), now)
+		agg := "max"
+		if role == "stable" {
+			agg = "min"
+		}
+		v, err := p.scalar(ctx, fmt.Sprintf("%s(%s)", agg, p.sel(MetricWindowLat, `role="`+role+`"`, `quantile="0.99"`)), now)
 		if err != nil || v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
 			return 0, false, err
 		}
