@@ -49,7 +49,7 @@ func readFile(t *testing.T, path string) (istio.Routes, State) {
 func TestFileTargetPromotesThroughEveryStep(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	c, path := newFileController(t, &steadyCanary{clock: clk, perMinute: 1000}, clk)
+	c, path := newFileController(t, &steadyCanary{Clock: clk, PerMinute: 1000}, clk)
 	var weights []int32
 	for i := 0; i < 40; i++ {
 		d, err := c.Tick(ctx)
@@ -76,7 +76,7 @@ func TestFileTargetPromotesThroughEveryStep(t *testing.T) {
 func TestFileTargetRollsBackOnDisagreementWithTheReason(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	c, path := newFileController(t, &steadyCanary{clock: clk, perMinute: 1000, dis: 0.03}, clk)
+	c, path := newFileController(t, &steadyCanary{Clock: clk, PerMinute: 1000, Dis: 0.03}, clk)
 	for i := 0; i < 10; i++ {
 		_, err := c.Tick(ctx)
 		require.NoError(t, err)
@@ -94,7 +94,7 @@ func TestFileTargetRollsBackOnDisagreementWithTheReason(t *testing.T) {
 func TestFileTargetHoldsOnAHandEditAndDoesNotFight(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	c, path := newFileController(t, &steadyCanary{clock: clk, perMinute: 1000}, clk)
+	c, path := newFileController(t, &steadyCanary{Clock: clk, PerMinute: 1000}, clk)
 	for i := 0; i < 4; i++ { // start, then advance to step 1 (5%)
 		_, err := c.Tick(ctx)
 		require.NoError(t, err)

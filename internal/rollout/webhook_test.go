@@ -39,7 +39,7 @@ func TestWebhookPostsEveryTransitionAsSlackJSON(t *testing.T) {
 	tg, err := NewFileTarget(testRoute, istio.FileDeps{Path: path, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	c, err := NewController(ControllerConfig{Rollout: Config{Plan: []int32{0, 100}, Gates: testGates}, Now: clk.Now, NewID: func() string { return "r9" }},
-		ControllerDeps{Target: tg, Evidence: &steadyCanary{clock: clk, perMinute: 1000}, Logger: slog.New(slog.DiscardHandler), OnTransition: wh.Notify})
+		ControllerDeps{Target: tg, Evidence: &steadyCanary{Clock: clk, PerMinute: 1000}, Logger: slog.New(slog.DiscardHandler), OnTransition: wh.Notify})
 	require.NoError(t, err)
 	for range 5 {
 		_, err := c.Tick(ctx)

@@ -109,7 +109,7 @@ func TestCrashedLeaderIsReplacedWithinTheLeaseDuration(t *testing.T) {
 		c, err := rollout.NewController(rollout.ControllerConfig{
 			Rollout:  rollout.Config{Gates: rollout.Gates{MinPairs: 500, MinDwell: 2 * time.Minute}},
 			Interval: 100 * time.Millisecond, Now: clk.Now, NewID: func() string { return "r1" },
-		}, rollout.ControllerDeps{Target: tg, Evidence: &steadyCanary{clock: clk, perMinute: 1000}, Logger: slog.New(slog.DiscardHandler)})
+		}, rollout.ControllerDeps{Target: tg, Evidence: &steadyCanary{Clock: clk, PerMinute: 1000}, Logger: slog.New(slog.DiscardHandler)})
 		require.NoError(t, err)
 		l, err := rollout.NewLeader(rollout.LeaderConfig{Namespace: f.ns, Name: "rollout", Identity: name,
 			LeaseDuration: lease, RenewDeadline: 2 * time.Second, RetryPeriod: 300 * time.Millisecond}, kc, nil, slog.New(slog.DiscardHandler))

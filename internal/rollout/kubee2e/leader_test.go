@@ -45,7 +45,7 @@ func startReplica(t *testing.T, f *fixture, name string, clk *clock) *replica {
 	c, err := rollout.NewController(rollout.ControllerConfig{
 		Rollout:  rollout.Config{Gates: rollout.Gates{MinPairs: 500, MinDwell: 2 * time.Minute}},
 		Interval: 100 * time.Millisecond, Now: clk.Now, NewID: func() string { return "r1" },
-	}, rollout.ControllerDeps{Target: ct, Evidence: &steadyCanary{clock: clk, perMinute: 1000}, Logger: slog.New(slog.DiscardHandler)})
+	}, rollout.ControllerDeps{Target: ct, Evidence: &steadyCanary{Clock: clk, PerMinute: 1000}, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	l, err := rollout.NewLeader(rollout.LeaderConfig{Namespace: f.ns, Name: "shadowsplit-rollout", Identity: name,
 		LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 300 * time.Millisecond},

@@ -39,7 +39,7 @@ func TestAgreeingCanaryIsPromotedThroughEveryStep(t *testing.T) {
 	ctx := testCtx(t)
 	f := newFixture(ctx, t)
 	clk := newClock()
-	c := f.controller(t, &steadyCanary{clock: clk, perMinute: 1000}, clk, true)
+	c := f.controller(t, &steadyCanary{Clock: clk, PerMinute: 1000}, clk, true)
 
 	var seen []int32
 	tickUntil(t, f, c, clk, 40, func(s rollout.State) bool {
@@ -75,7 +75,7 @@ func TestDisagreeingCanaryIsRolledBackWithTheReason(t *testing.T) {
 	ctx := testCtx(t)
 	f := newFixture(ctx, t)
 	clk := newClock()
-	c := f.controller(t, &steadyCanary{clock: clk, perMinute: 1000, dis: 0.03}, clk, false)
+	c := f.controller(t, &steadyCanary{Clock: clk, PerMinute: 1000, Dis: 0.03}, clk, false)
 	s := tickUntil(t, f, c, clk, 10, func(s rollout.State) bool { return s.Phase.Terminal() })
 	assert.Equal(t, rollout.PhaseRolledBack, s.Phase)
 	assert.Equal(t, rollout.ReasonAgreementLow, s.Reason)
@@ -88,7 +88,7 @@ func TestSlowCanaryIsRolledBackOnLatencyAndFailingOneOnErrors(t *testing.T) {
 	ctx := testCtx(t)
 	slow := newFixture(ctx, t)
 	clk := newClock()
-	c := slow.controller(t, &steadyCanary{clock: clk, perMinute: 1000, canaryP99: 60 * time.Millisecond}, clk, false)
+	c := slow.controller(t, &steadyCanary{Clock: clk, PerMinute: 1000, CanaryP99: 60 * time.Millisecond}, clk, false)
 	s := tickUntil(t, slow, c, clk, 10, func(s rollout.State) bool { return s.Phase.Terminal() })
 	assert.Equal(t, rollout.PhaseRolledBack, s.Phase)
 	assert.Equal(t, rollout.ReasonLatency, s.Reason)
@@ -96,7 +96,7 @@ func TestSlowCanaryIsRolledBackOnLatencyAndFailingOneOnErrors(t *testing.T) {
 
 	failing := newFixture(ctx, t)
 	clk2 := newClock()
-	c2 := failing.controller(t, &steadyCanary{clock: clk2, perMinute: 1000, fail: 0.05}, clk2, false)
+	c2 := failing.controller(t, &steadyCanary{Clock: clk2, PerMinute: 1000, Fail: 0.05}, clk2, false)
 	s = tickUntil(t, failing, c2, clk2, 10, func(s rollout.State) bool { return s.Phase.Terminal() })
 	assert.Equal(t, rollout.PhaseRolledBack, s.Phase)
 	assert.Equal(t, rollout.ReasonCanaryErrors, s.Reason)
@@ -110,7 +110,7 @@ func TestRestartResumesAtTheSameStepWithoutDoubleStep(t *testing.T) {
 	ctx := testCtx(t)
 	f := newFixture(ctx, t)
 	clk := newClock()
-	src := &steadyCanary{clock: clk, perMinute: 1000}
+	src := &steadyCanary{Clock: clk, PerMinute: 1000}
 	first := f.controller(t, src, clk, false)
 	s := tickUntil(t, f, first, clk, 20, func(s rollout.State) bool { return s.Step == 2 })
 	require.Equal(t, 2, s.Step)
@@ -151,7 +151,7 @@ func TestHandEditHoldsWithAnEventAndNoFight(t *testing.T) {
 	ctx := testCtx(t)
 	f := newFixture(ctx, t)
 	clk := newClock()
-	c := f.controller(t, &steadyCanary{clock: clk, perMinute: 1000}, clk, true)
+	c := f.controller(t, &steadyCanary{Clock: clk, PerMinute: 1000}, clk, true)
 	tickUntil(t, f, c, clk, 10, func(s rollout.State) bool { return s.Step == 1 })
 
 	vs, err := f.vs.Get(ctx, "model", metav1.GetOptions{})

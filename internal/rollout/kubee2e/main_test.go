@@ -9,7 +9,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,26 +24,14 @@ import (
 	"github.com/shadowsplit/shadowsplit/internal/istio"
 	"github.com/shadowsplit/shadowsplit/internal/kubetest"
 	"github.com/shadowsplit/shadowsplit/internal/rollout"
+	"github.com/shadowsplit/shadowsplit/internal/rollout/rollouttest"
 )
 
 var env *kubetest.Env
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m, &env)) }
 
-const manifest = `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: model
-spec:
-  hosts: [model]
-  http:
-  - name: shadowsplit
-    route:
-    - destination: {host: model-router}
-      weight: 100
-    - destination: {host: model-canary}
-      weight: 0
-`
+const manifest = rollouttest.InlineManifest
 
 type fixture struct {
 	ns    string
@@ -115,38 +102,10 @@ func (f *fixture) read(ctx context.Context, t *testing.T) (istio.Routes, rollout
 	return r, s, vs
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// The shared fixtures, under the names these tests use.
+type (
+	clock        = rollouttest.Clock
+	steadyCanary = rollouttest.SteadyCanary
+)
 
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// steadyCanary: perMinute exchanges a minute since the step began,
-// disagreeing at rate dis and failing at rate fail.
-type steadyCanary struct {
-	clock     *clock
-	perMinute int64
-	dis, fail float64
-	canaryP99 time.Duration
-}
-
-func (s *steadyCanary) Evidence(_ context.Context, since time.Time) (evidence.Evidence, error) {
-	now := s.clock.Now()
-	n := int64(now.Sub(since)/time.Minute) * s.perMinute
-	fails := int64(float64(n) * s.fail)
-	dis := int64(float64(n)*s.dis) + fails
-	p99 := s.canaryP99
-	if p99 == 0 {
-		p99 = 21 * time.Millisecond
-	}
-	return evidence.Evidence{Since: since, Until: now, Exchanges: n, CanaryFailures: fails, Pairs: n, Agreed: n - dis,
-		Latency: &evidence.Latency{Samples: n, StableP99: 20 * time.Millisecond, CanaryP99: p99}}, nil
-}
+var newClock = rollouttest.NewClock
