@@ -1,10 +1,10 @@
 package compare
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
+	"github.com/shadowsplit/shadowsplit/internal/benchcpu"
 	"github.com/shadowsplit/shadowsplit/internal/models"
 )
 
@@ -18,22 +18,8 @@ var (
 	sink     InstanceDiff
 )
 
-// cpuPerOp reports the thread CPU time per iteration as "cpu-ns/op"; call
-// it with defer at the top of a benchmark that uses b.Loop.
-func cpuPerOp(b *testing.B) func() {
-	runtime.LockOSThread()
-	start, ok := threadCPU()
-	return func() {
-		end, ok2 := threadCPU()
-		runtime.UnlockOSThread()
-		if ok && ok2 && b.N > 0 {
-			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
 func BenchmarkProbabilities10(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	b.ReportAllocs()
 	for b.Loop() {
 		sink = Probabilities(probs10a, probs10b, DefaultTopK, true)
@@ -44,7 +30,7 @@ func BenchmarkProbabilities10(b *testing.B) {
 // classifier's answer: one dominant class, the rest small, in no order.
 // (probs10a above is nearly ascending, the worst case for top-k insertion.)
 func BenchmarkProbabilities10Confident(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	s := []float64{0.002, 0.001, 0.93, 0.01, 0.004, 0.02, 0.003, 0.015, 0.01, 0.005}
 	c := []float64{0.003, 0.001, 0.91, 0.02, 0.004, 0.025, 0.002, 0.02, 0.01, 0.005}
 	b.ReportAllocs()
@@ -54,7 +40,7 @@ func BenchmarkProbabilities10Confident(b *testing.B) {
 }
 
 func BenchmarkProbabilities10Logits(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	la := []float64{-2, -1, 0.5, 1, 3, -0.5, 0, 2, 1.5, -3}
 	lb := []float64{-2, -1, 0.4, 1.1, 2.8, -0.5, 0, 2.1, 1.5, -3}
 	b.ReportAllocs()
@@ -64,7 +50,7 @@ func BenchmarkProbabilities10Logits(b *testing.B) {
 }
 
 func BenchmarkProbabilities1000(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	a, c := make([]float64, 1000), make([]float64, 1000)
 	for i := range a {
 		a[i], c[i] = float64(i%7+1)/4000, float64(i%5+1)/3000
@@ -76,7 +62,7 @@ func BenchmarkProbabilities1000(b *testing.B) {
 }
 
 func BenchmarkRegression10(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	b.ReportAllocs()
 	for b.Loop() {
 		sink = Regression(probs10a, probs10b, DefaultAbsTol, DefaultRelTol, true)
@@ -84,7 +70,7 @@ func BenchmarkRegression10(b *testing.B) {
 }
 
 func BenchmarkClassificationLabel(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	o := resolve(Options{Mode: ModeClassification})
 	s, c := models.Value{Kind: models.KindInt, Int: 3}, models.Value{Kind: models.KindInt, Int: 3}
 	b.ReportAllocs()
@@ -94,7 +80,7 @@ func BenchmarkClassificationLabel(b *testing.B) {
 }
 
 func BenchmarkClassificationArgmax10(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	o := resolve(Options{Mode: ModeClassification})
 	s, c := models.Value{Kind: models.KindNumbers, Nums: probs10a}, models.Value{Kind: models.KindNumbers, Nums: probs10b}
 	b.ReportAllocs()
@@ -123,7 +109,7 @@ var (
 )
 
 func benchCompare(b *testing.B, ex models.Exchange, opts Options) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	b.ReportAllocs()
 	for b.Loop() {
 		r := Compare(ex, opts)
@@ -142,7 +128,7 @@ func BenchmarkCompareV1Exact(b *testing.B) { benchCompare(b, exV1Exact, Options{
 
 // BenchmarkCompareIntoV2Probs10 is the full path with a reused Result.
 func BenchmarkCompareIntoV2Probs10(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	var r Result
 	opts := Options{Mode: ModeProbabilities, Output: "probs"}
 	b.ReportAllocs()
@@ -152,7 +138,7 @@ func BenchmarkCompareIntoV2Probs10(b *testing.B) {
 }
 
 func BenchmarkAggregatorAdd(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	a, err := NewAggregator(AggregatorConfig{})
 	if err != nil {
 		b.Fatal(err)

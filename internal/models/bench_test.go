@@ -2,24 +2,9 @@ package models
 
 import (
 	"encoding/json"
-	"runtime"
+	"github.com/shadowsplit/shadowsplit/internal/benchcpu"
 	"testing"
 )
-
-// cpuPerOp reports the thread CPU time per iteration as "cpu-ns/op" (the
-// shared build machine inflates wall time); defer it at the top of a
-// benchmark that uses b.Loop.
-func cpuPerOp(b *testing.B) func() {
-	runtime.LockOSThread()
-	start, ok := threadCPU()
-	return func() {
-		end, ok2 := threadCPU()
-		runtime.UnlockOSThread()
-		if ok && ok2 && b.N > 0 {
-			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
 
 // Run with: go test -run '^$' -bench . -benchmem ./internal/models
 
@@ -30,7 +15,7 @@ var (
 )
 
 func benchDecode(b *testing.B, body []byte, decode func([]byte, string, *Predictions) error, output string) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	var p Predictions
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
@@ -55,7 +40,7 @@ func BenchmarkDecodeV1Labels32(b *testing.B) {
 
 // BenchmarkEncodingJSONV2Probs10 is the baseline the scanner replaces.
 func BenchmarkEncodingJSONV2Probs10(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	b.ReportAllocs()
 	for b.Loop() {
 		var r V2Response
@@ -66,7 +51,7 @@ func BenchmarkEncodingJSONV2Probs10(b *testing.B) {
 }
 
 func BenchmarkCheckRequestV2(b *testing.B) {
-	defer cpuPerOp(b)()
+	defer benchcpu.PerOp(b)()
 	body := []byte(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`)
 	b.ReportAllocs()
 	for b.Loop() {
