@@ -2,8 +2,9 @@ package models
 
 import (
 	"encoding/json"
-	"github.com/shadowsplit/shadowsplit/internal/benchcpu"
 	"testing"
+
+	"github.com/shadowsplit/shadowsplit/internal/benchcpu"
 )
 
 // Run with: go test -run '^$' -bench . -benchmem ./internal/models
