@@ -3,8 +3,8 @@ package report
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
