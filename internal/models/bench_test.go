@@ -56,7 +56,7 @@ func BenchmarkCheckRequestV2(b *testing.B) {
 	body := []byte(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := CheckRequest(ProtocolV2, "application/json", body); err != nil {
+		if err := CheckRequest(ProtocolV2, body); err != nil {
 			b.Fatal(err)
 		}
 	}

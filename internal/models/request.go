@@ -1,33 +1,14 @@
 package models
 
-import (
-	"errors"
-	"strings"
-)
-
-// ErrContentType: a request whose Content-Type is neither JSON nor empty.
-var ErrContentType = errors.New("unsupported content type")
-
-// InferenceHeaderContentLength is the header of the OIP binary tensor
-// extension; a request or response carrying it has raw tensor bytes after
-// a JSON header of that length. The proxy checks it (the Exchange carries
-// no headers) and skips the comparison with reason binary_tensor.
-const InferenceHeaderContentLength = "Inference-Header-Content-Length"
-
 // CheckRequest reports whether a request body can take part in a
 // comparison, without allocating: nil, or an error wrapping
-// ErrContentType, ErrBinaryTensor, ErrMalformedJSON or ErrMissingOutput
-// (a V1 body without "instances"/"inputs", a V2 body without "inputs").
-// The proxy forwards such requests to stable unchanged either way; this
-// only decides whether shadowing them is worth it, and names the reason
-// when it is not. Pure; safe for concurrent use.
-func CheckRequest(proto Protocol, contentType string, body []byte) error {
-	if IsBinaryContentType(contentType) {
-		return &DecodeError{Kind: ErrBinaryTensor, Detail: "content type " + contentType}
-	}
-	if contentType != "" && !strings.Contains(strings.ToLower(contentType), "json") {
-		return &DecodeError{Kind: ErrContentType, Detail: "content type " + contentType + " is not JSON"}
-	}
+// ErrBinaryTensor (V2 inputs with binary_data_size, or bytes after the
+// JSON), ErrMalformedJSON or ErrMissingOutput (a V1 body without
+// "instances"/"inputs", a V2 body without "inputs"). Headers (Content-Type,
+// Inference-Header-Content-Length) are the caller's to check. The proxy
+// forwards such requests to stable unchanged either way; this only decides
+// whether shadowing them is worth it. Pure; safe for concurrent use.
+func CheckRequest(proto Protocol, body []byte) error {
 	want := "inputs"
 	s := scanner{b: body}
 	ok, err := s.open('{', '}')

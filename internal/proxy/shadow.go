@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -102,10 +101,16 @@ func checkRequest(f *flight) reason {
 	if !isJSON(f.contentType) {
 		return reasonContentType
 	}
-	if !json.Valid(f.reqBuf) {
+	// One rule set with the comparer: a body models cannot read as this
+	// protocol's request is not worth a canary call.
+	switch err := models.CheckRequest(f.proto, f.reqBuf); {
+	case err == nil:
+		return reasonSent
+	case errors.Is(err, models.ErrBinaryTensor):
+		return reasonBinaryTensor
+	default: // malformed JSON, or no instances/inputs
 		return reasonMalformedJSON
 	}
-	return reasonSent
 }
 
 // isJSON accepts application/json, any +json type, and a missing

@@ -168,6 +168,8 @@ func TestUncomparableRequestsAreServedAndCounted(t *testing.T) {
 		{"malformed json", http.Header{"Content-Type": {"application/json"}}, `{"instances":[1,`, reasonMalformedJSON},
 		{"wrong content type", http.Header{"Content-Type": {"text/csv"}}, "1,2,3,4", reasonContentType},
 		{"binary tensor extension", http.Header{"Content-Type": {"application/octet-stream"}, HeaderBinaryTensor: {"10"}}, `{"inputs":[]}` + "\x00\x01\x02", reasonBinaryTensor},
+		{"binary input announced in the JSON", http.Header{"Content-Type": {"application/json"}}, `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":4}}]}`, reasonBinaryTensor},
+		{"valid JSON without inputs", http.Header{"Content-Type": {"application/json"}}, `{"data":[1,2]}`, reasonMalformedJSON},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
